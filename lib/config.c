@@ -1,0 +1,329 @@
+/* Owns POOLSHIM_* parsing.  Strict: "12abc", "-1", "" and overflow are bad
+ * values; every bad value yields exactly one warning line. */
+#include "config.h"
+#include "clock.h"
+#include "log.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct ps_config ps_config;
+
+#define MAX_SECONDS 31536000ull /* one year */
+
+static int warn(const char *name, const char *value, const char *why)
+{
+	PS_LOG_WARN("%s=\"%s\" %s", name, value, why);
+	return 1;
+}
+
+/* Whole decimal number; no sign, no spaces.  -1 if malformed or > 2^63. */
+static int parse_uint(const char *s, uint64_t *out)
+{
+	uint64_t v = 0;
+	if (*s == '\0')
+		return -1;
+	for (; *s; s++) {
+		if (*s < '0' || *s > '9' || v > (UINT64_MAX / 20))
+			return -1;
+		v = v * 10 + (uint64_t)(*s - '0');
+	}
+	*out = v;
+	return 0;
+}
+
+/* Seconds with up to three decimals ("15", "0.5", "1.250") -> milliseconds. */
+static int parse_seconds_ms(const char *s, uint64_t *ms)
+{
+	char whole[24];
+	const char *dot = strchr(s, '.');
+	size_t wlen = dot ? (size_t)(dot - s) : strlen(s);
+	uint64_t w, frac = 0;
+	if (wlen == 0 || wlen >= sizeof whole)
+		return -1;
+	memcpy(whole, s, wlen);
+	whole[wlen] = '\0';
+	if (parse_uint(whole, &w) < 0 || w > MAX_SECONDS)
+		return -1;
+	if (dot) {
+		size_t flen = strlen(dot + 1);
+		if (flen == 0 || flen > 3 || parse_uint(dot + 1, &frac) < 0)
+			return -1;
+		for (size_t i = flen; i < 3; i++)
+			frac *= 10;
+	}
+	*ms = w * 1000 + frac;
+	return 0;
+}
+
+static int get_bool(ps_env_lookup get, const char *name, bool *out)
+{
+	const char *v = get(name);
+	if (!v)
+		return 0;
+	if (strcmp(v, "0") == 0 || strcmp(v, "1") == 0) {
+		*out = v[0] == '1';
+		return 0;
+	}
+	return warn(name, v, "is not 0 or 1; using the default");
+}
+
+static int get_count(ps_env_lookup get, const char *name, unsigned lo, unsigned hi, unsigned *out)
+{
+	const char *v = get(name);
+	uint64_t n;
+	if (!v)
+		return 0;
+	if (parse_uint(v, &n) < 0)
+		return warn(name, v, "is not a whole number; using the default");
+	if (n < lo || n > hi) {
+		char why[96];
+		*out = n < lo ? lo : hi;
+		snprintf(why, sizeof why, "is outside %u..%u; using %u", lo, hi, *out);
+		return warn(name, v, why);
+	}
+	*out = (unsigned)n;
+	return 0;
+}
+
+static int get_seconds(ps_env_lookup get, const char *name, uint64_t min_ms, uint64_t *ns)
+{
+	const char *v = get(name);
+	uint64_t ms;
+	if (!v)
+		return 0;
+	if (parse_seconds_ms(v, &ms) < 0)
+		return warn(name, v, "is not a number of seconds (e.g. 15 or 0.5); using the default");
+	if (ms < min_ms) {
+		*ns = min_ms * 1000000ull;
+		return warn(name, v, "is below the minimum of 0.001; using 0.001");
+	}
+	*ns = ms * 1000000ull;
+	return 0;
+}
+
+static int parse_port(const char *s, size_t len, uint16_t *port)
+{
+	char buf[8];
+	uint64_t v;
+	if (len == 0 || len >= sizeof buf)
+		return -1;
+	memcpy(buf, s, len);
+	buf[len] = '\0';
+	if (parse_uint(buf, &v) < 0 || v == 0 || v > 65535)
+		return -1;
+	*port = (uint16_t)v;
+	return 0;
+}
+
+/* "80,443,8000-8100" */
+static int parse_ports(const char *v, uint8_t *bitmap)
+{
+	memset(bitmap, 0, 65536 / 8);
+	const char *p = v;
+	if (*p == '\0')
+		return -1;
+	for (;;) {
+		size_t len = strcspn(p, ",");
+		const char *dash = memchr(p, '-', len);
+		uint16_t lo, hi;
+		if (dash) {
+			if (parse_port(p, (size_t)(dash - p), &lo) < 0 ||
+			    parse_port(dash + 1, len - (size_t)(dash - p) - 1, &hi) < 0 || hi < lo)
+				return -1;
+		} else {
+			if (parse_port(p, len, &lo) < 0)
+				return -1;
+			hi = lo;
+		}
+		for (unsigned port = lo; port <= hi; port++)
+			bitmap[port / 8] |= (uint8_t)(1u << (port % 8));
+		if (p[len] == '\0')
+			return 0;
+		p += len + 1;
+	}
+}
+
+static int parse_addr(const char *s, struct ps_exclude *e)
+{
+	if (strcmp(s, "localhost") == 0)
+		s = "127.0.0.1";
+	if (inet_pton(AF_INET, s, e->addr) == 1) {
+		e->family = AF_INET;
+		e->prefix = 32;
+		return 0;
+	}
+	if (inet_pton(AF_INET6, s, e->addr) == 1) {
+		e->family = AF_INET6;
+		e->prefix = 128;
+		return 0;
+	}
+	return -1;
+}
+
+/* host | host:port | [v6] | [v6]:port | v6 | addr/prefix | :port */
+static int parse_exclude(const char *entry, struct ps_exclude *e)
+{
+	char buf[128];
+	char *host = buf, *port = NULL, *slash;
+	memset(e, 0, sizeof *e);
+	if (strlen(entry) >= sizeof buf || entry[0] == '\0')
+		return -1;
+	strcpy(buf, entry);
+	if (buf[0] == ':') {
+		return parse_port(buf + 1, strlen(buf + 1), &e->port);
+	}
+	if (buf[0] == '[') {
+		char *end = strchr(buf, ']');
+		if (!end)
+			return -1;
+		*end = '\0';
+		host = buf + 1;
+		if (end[1] == ':')
+			port = end + 2;
+		else if (end[1] != '\0')
+			return -1;
+	} else {
+		char *colon = strchr(buf, ':');
+		/* exactly one colon: host:port; more: a bare IPv6 address */
+		if (colon && !strchr(colon + 1, ':')) {
+			*colon = '\0';
+			port = colon + 1;
+		}
+	}
+	if (port && parse_port(port, strlen(port), &e->port) < 0)
+		return -1;
+	slash = strchr(host, '/');
+	if (slash)
+		*slash = '\0';
+	if (parse_addr(host, e) < 0)
+		return -1;
+	if (slash) {
+		uint64_t bits;
+		if (port || parse_uint(slash + 1, &bits) < 0 || (int)bits > e->prefix)
+			return -1;
+		e->prefix = (int)bits;
+	}
+	return 0;
+}
+
+static int get_excludes(ps_env_lookup get, struct ps_config *c)
+{
+	const char *v = get(PS_ENV_EXCLUDE);
+	if (!v)
+		return 0;
+	const char *p = v;
+	for (;;) {
+		size_t len = strcspn(p, ",");
+		char entry[128];
+		if (len >= sizeof entry || c->n_excludes == PS_MAX_EXCLUDES)
+			goto bad;
+		memcpy(entry, p, len);
+		entry[len] = '\0';
+		if (parse_exclude(entry, &c->excludes[c->n_excludes]) < 0)
+			goto bad;
+		c->n_excludes++;
+		if (p[len] == '\0')
+			return 0;
+		p += len + 1;
+	}
+bad:
+	/* Ignoring an exclusion would pool what the user wanted kept out, so the
+	 * safe default for a list we cannot honour is to pool nothing. */
+	c->n_excludes = 0;
+	c->disable = true;
+	return warn(PS_ENV_EXCLUDE, v,
+		    "has an entry that is not an address, CIDR or :port (names are not resolved); "
+		    "pooling is disabled");
+}
+
+int ps_config_parse(struct ps_config *c, ps_env_lookup get)
+{
+	int warnings = 0;
+	const char *v;
+
+	memset(c, 0, sizeof *c);
+	c->max_idle_per_host = PS_DEFAULT_MAX_IDLE_PER_HOST;
+	c->max_idle = PS_DEFAULT_MAX_IDLE;
+	c->idle_timeout_ns = PS_DEFAULT_IDLE_TIMEOUT_MS * 1000000ull;
+	c->ports_all = true;
+	c->log_level = PS_LOG_WARN;
+
+	/* The level first, so that the warnings below obey it. */
+	v = get(PS_ENV_LOG);
+	if (v) {
+		int level = ps_log_parse_level(v);
+		if (level < 0)
+			warnings += warn(PS_ENV_LOG, v, "is not off, error, warn, info or debug; using warn");
+		else
+			c->log_level = level;
+	}
+	ps_log_level = c->log_level;
+	v = get(PS_ENV_LOG_FILE);
+	if (v && *v)
+		snprintf(c->log_file, sizeof c->log_file, "%s", v);
+
+	warnings += get_bool(get, PS_ENV_DISABLE, &c->disable);
+	warnings += get_count(get, PS_ENV_MAX_IDLE_PER_HOST, 1, 1024, &c->max_idle_per_host);
+	warnings += get_count(get, PS_ENV_MAX_IDLE, 1, 65536, &c->max_idle);
+	warnings += get_seconds(get, PS_ENV_IDLE_TIMEOUT, 1, &c->idle_timeout_ns);
+	warnings += get_seconds(get, PS_ENV_MAX_LIFETIME, 0, &c->max_lifetime_ns);
+	warnings += get_count(get, PS_ENV_MAX_REUSE, 0, UINT32_MAX, &c->max_reuse);
+	warnings += get_bool(get, PS_ENV_UNIX, &c->unix_sockets);
+
+	v = get(PS_ENV_PORTS);
+	if (v) {
+		if (parse_ports(v, c->ports) == 0)
+			c->ports_all = false;
+		else
+			warnings += warn(PS_ENV_PORTS, v,
+					 "is not a list of ports and ranges (e.g. 80,8000-8100); pooling all ports");
+	}
+	warnings += get_excludes(get, c);
+
+	v = get(PS_ENV_STATS);
+	if (v && strcmp(v, "0") != 0) {
+		if (strcmp(v, "1") == 0) {
+			c->stats = PS_STATS_STDERR;
+		} else if (*v && strlen(v) < sizeof c->stats_path) {
+			c->stats = PS_STATS_FILE;
+			strcpy(c->stats_path, v);
+		} else {
+			warnings += warn(PS_ENV_STATS, v, "is not 0, 1 or a path; no statistics");
+		}
+	}
+	return warnings;
+}
+
+static bool prefix_match(const uint8_t *a, const uint8_t *b, int bits)
+{
+	int bytes = bits / 8, rest = bits % 8;
+	if (memcmp(a, b, (size_t)bytes) != 0)
+		return false;
+	if (rest == 0)
+		return true;
+	uint8_t mask = (uint8_t)(0xff << (8 - rest));
+	return (a[bytes] & mask) == (b[bytes] & mask);
+}
+
+bool ps_config_allows(const struct ps_config *c, int family, const uint8_t *addr, uint16_t port)
+{
+	if (!c->ports_all && !(c->ports[port / 8] & (1u << (port % 8))))
+		return false;
+	for (int i = 0; i < c->n_excludes; i++) {
+		const struct ps_exclude *e = &c->excludes[i];
+		if (e->port && e->port != port)
+			continue;
+		if (e->family == 0 || (e->family == family && prefix_match(addr, e->addr, e->prefix)))
+			return false;
+		/* ::ffff:a.b.c.d reaches the IPv4 host a.b.c.d: IPv4 entries cover it */
+		if (e->family == AF_INET && family == AF_INET6 &&
+		    IN6_IS_ADDR_V4MAPPED((const struct in6_addr *)(const void *)addr) &&
+		    prefix_match(addr + 12, e->addr, e->prefix))
+			return false;
+	}
+	return true;
+}

@@ -1,0 +1,70 @@
+/* Every POOLSHIM_* variable, its default and its range, parsed once into a
+ * struct the rest of the code reads.  No getenv() anywhere else. */
+#ifndef POOLSHIM_CONFIG_H
+#define POOLSHIM_CONFIG_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <limits.h>
+#include <netinet/in.h>
+
+#define PS_ENV_DISABLE "POOLSHIM_DISABLE"
+#define PS_ENV_MAX_IDLE_PER_HOST "POOLSHIM_MAX_IDLE_PER_HOST"
+#define PS_ENV_MAX_IDLE "POOLSHIM_MAX_IDLE"
+#define PS_ENV_IDLE_TIMEOUT "POOLSHIM_IDLE_TIMEOUT"
+#define PS_ENV_MAX_LIFETIME "POOLSHIM_MAX_LIFETIME"
+#define PS_ENV_MAX_REUSE "POOLSHIM_MAX_REUSE"
+#define PS_ENV_PORTS "POOLSHIM_PORTS"
+#define PS_ENV_EXCLUDE "POOLSHIM_EXCLUDE"
+#define PS_ENV_UNIX "POOLSHIM_UNIX"
+#define PS_ENV_LOG "POOLSHIM_LOG"
+#define PS_ENV_LOG_FILE "POOLSHIM_LOG_FILE"
+#define PS_ENV_STATS "POOLSHIM_STATS"
+
+#define PS_DEFAULT_MAX_IDLE_PER_HOST 4
+#define PS_DEFAULT_MAX_IDLE 128
+#define PS_DEFAULT_IDLE_TIMEOUT_MS 15000
+#define PS_MAX_EXCLUDES 32
+
+/* One POOLSHIM_EXCLUDE entry: an address prefix and/or a port. */
+struct ps_exclude {
+	int family;        /* AF_INET, AF_INET6, or 0 for ":port" (any address) */
+	uint8_t addr[16];
+	int prefix;        /* bits that must match */
+	uint16_t port;     /* host order; 0 = any port */
+};
+
+enum ps_stats_mode { PS_STATS_OFF, PS_STATS_STDERR, PS_STATS_FILE };
+
+struct ps_config {
+	bool disable;
+	unsigned max_idle_per_host;
+	unsigned max_idle;
+	uint64_t idle_timeout_ns;
+	uint64_t max_lifetime_ns; /* 0: no limit */
+	unsigned max_reuse;       /* 0: no limit */
+	bool ports_all;
+	uint8_t ports[65536 / 8]; /* bitmap, used when !ports_all */
+	int n_excludes;
+	struct ps_exclude excludes[PS_MAX_EXCLUDES];
+	bool unix_sockets;
+	int log_level;
+	char log_file[PATH_MAX];
+	enum ps_stats_mode stats;
+	char stats_path[PATH_MAX];
+};
+
+extern struct ps_config ps_config;
+
+typedef const char *(*ps_env_lookup)(const char *name);
+
+/* Fills *c from the lookup (getenv in the shim).  A bad value logs one warning
+ * line and keeps the default; an out-of-range number is clamped with one
+ * warning.  Returns the number of warnings. */
+int ps_config_parse(struct ps_config *c, ps_env_lookup lookup);
+
+/* Whether a destination may be pooled (port filter and exclusions).
+ * addr is 4 or 16 bytes per family; port in host order. */
+bool ps_config_allows(const struct ps_config *c, int family, const uint8_t *addr, uint16_t port);
+
+#endif

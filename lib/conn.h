@@ -1,0 +1,99 @@
+/* A tracked connection record: one per TCP socket the program created, from
+ * socket() until it is closed for good.  Records are type-stable (never
+ * returned to malloc, see mem.h), so a thread holding a stale pointer from
+ * the fd table still reads a ps_conn, and re-checks the table afterwards. */
+#ifndef POOLSHIM_CONN_H
+#define POOLSHIM_CONN_H
+
+#include "key.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+enum ps_state {
+	PS_FRESH = 1, /* socket() returned it; not connected yet */
+	PS_ACTIVE,    /* connected, in the program's hands */
+	PS_IDLE,      /* in the pool, on a hidden descriptor */
+};
+
+/* Why a connection must not be pooled.  Set from any thread (atomic or). */
+enum ps_taint {
+	PS_T_SHARED = 1u << 0,       /* dup, fdopen, fork, SCM_RIGHTS: other references */
+	PS_T_SHUTDOWN = 1u << 1,
+	PS_T_IO_ERROR = 1u << 2,
+	PS_T_PEER_CLOSED = 1u << 3,  /* a read returned 0 */
+	PS_T_OPTION = 1u << 4,       /* an option the shim cannot carry or reset */
+	PS_T_BOUND = 1u << 5,        /* bound to a port, or to something a key cannot hold */
+	PS_T_SERVER_FIRST = 1u << 6,
+	PS_T_TLS = 1u << 7,
+	PS_T_AUTH = 1u << 8,         /* connection-bound HTTP authentication */
+	PS_T_FILTER = 1u << 9,       /* POOLSHIM_PORTS / EXCLUDE / unsafe destination */
+	PS_T_UNTRACKABLE = 1u << 10, /* AF_UNSPEC connect, O_ASYNC, F_SETOWN, ... */
+};
+
+/* PEEK: a read that leaves the bytes queued (MSG_PEEK) */
+enum ps_io { PS_IO_NONE = 0, PS_IO_READ, PS_IO_WRITE, PS_IO_PEEK };
+
+#define PS_MAX_OPTS 12
+#define PS_OPT_LEN 16
+
+/* A socket option a user of the connection set, with the value it had
+ * before, so the next user can be given the default back. */
+struct ps_opt {
+	int level, name;
+	uint8_t len, default_len;
+	uint8_t value[PS_OPT_LEN];
+	uint8_t default_value[PS_OPT_LEN];
+};
+
+struct ps_bucket;
+
+struct ps_conn {
+	int fd;               /* program's fd while fresh/active; hidden fd while idle */
+	int state;            /* enum ps_state; atomic */
+	unsigned taint;       /* enum ps_taint bits; atomic */
+	int inflight;         /* threads inside an I/O call; atomic; never reset (type-stable) */
+	int last_io;          /* enum ps_io; atomic */
+	uint64_t cookie;      /* SO_COOKIE: the socket's identity */
+	struct ps_key key;    /* valid from connect on */
+	int domain, type, protocol;
+	bool nonblock;        /* the program's O_NONBLOCK (per open file) */
+	bool cloexec;         /* the program's FD_CLOEXEC (per descriptor) */
+	bool reused;          /* this use came from the pool */
+	bool wrote;           /* a write happened in this use */
+	int generation;       /* fork generation the record was made in */
+	uint64_t created_ns, last_used_ns;
+	uint32_t reuse_count;
+	uint64_t bytes_out;   /* in this use; atomic relaxed */
+	int n_opts;
+	struct ps_opt opts[PS_MAX_OPTS];
+
+	/* pool linkage, under the pool lock */
+	struct ps_bucket *bucket;
+	struct ps_conn *next, *prev;         /* bucket's idle list, most recent first */
+	struct ps_conn *lru_next, *lru_prev; /* global list, least recent first */
+	struct ps_conn *free_next;           /* free list / result lists */
+};
+
+static inline unsigned ps_conn_taint(struct ps_conn *c)
+{
+	return __atomic_load_n(&c->taint, __ATOMIC_ACQUIRE);
+}
+
+static inline void ps_conn_add_taint(struct ps_conn *c, unsigned bits)
+{
+	__atomic_fetch_or(&c->taint, bits, __ATOMIC_ACQ_REL);
+}
+
+static inline int ps_conn_state(struct ps_conn *c)
+{
+	return __atomic_load_n(&c->state, __ATOMIC_ACQUIRE);
+}
+
+static inline void ps_conn_set_state(struct ps_conn *c, int s)
+{
+	__atomic_store_n(&c->state, s, __ATOMIC_RELEASE);
+}
+
+#endif

@@ -1,0 +1,320 @@
+/* Owns checkout and checkin.  A connection moves between the program and the
+ * pool only here; every move is preceded by its proofs:
+ *   checkin:  not tainted, last I/O a read, caps, same cookie, peek == EAGAIN,
+ *             no other thread inside a call on it;
+ *   checkout: not expired, same cookie, peek == EAGAIN.
+ * Pool lock: held only to take/put/reap; proofs and closes run without it. */
+#include "handoff.h"
+#include "clock.h"
+#include "config.h"
+#include "fdtable.h"
+#include "log.h"
+#include "probe.h"
+#include "state.h"
+#include "stats.h"
+#include "sys.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <string.h>
+
+static void log_decision(const char *what, const struct ps_conn *c, const char *why)
+{
+	if (ps_log_level >= PS_LOG_DEBUG) {
+		char dest[160];
+		ps_key_format(&c->key, dest, sizeof dest);
+		ps_log_write(PS_LOG_DEBUG, what, "fd %d %s: %s", c->fd, dest, why);
+	}
+}
+
+static int build_key(const struct ps_conn *c, const struct sockaddr *sa, socklen_t len,
+		     struct ps_key *k)
+{
+	if (ps_key_init(k, c->type, c->protocol, sa, len) < 0)
+		return -1;
+	ps_key_copy_local(k, &c->key);
+	return 0;
+}
+
+static bool allowed(const struct ps_key *k)
+{
+	if (k->family == AF_UNIX)
+		return true;
+	return ps_config_allows(&ps_config, k->family, k->addr, ntohs(k->port));
+}
+
+static bool expired(const struct ps_conn *c, uint64_t now)
+{
+	return now - c->last_used_ns >= ps_config.idle_timeout_ns ||
+	       (ps_config.max_lifetime_ns && now - c->created_ns >= ps_config.max_lifetime_ns) ||
+	       (ps_config.max_reuse && c->reuse_count >= ps_config.max_reuse);
+}
+
+/* The previous user's options go back to their defaults; the new user's
+ * options (set on its fresh socket, which dup3 replaces) are applied. */
+static int carry_options(struct ps_conn *c, const struct ps_conn *fresh)
+{
+	for (int i = 0; i < c->n_opts; i++) {
+		const struct ps_opt *o = &c->opts[i];
+		bool wanted = false;
+		for (int j = 0; j < fresh->n_opts && !wanted; j++)
+			wanted = fresh->opts[j].level == o->level && fresh->opts[j].name == o->name;
+		if (!wanted &&
+		    ps_sys.setsockopt(c->fd, o->level, o->name, o->default_value, o->default_len) < 0)
+			return -1;
+	}
+	for (int j = 0; j < fresh->n_opts; j++) {
+		const struct ps_opt *o = &fresh->opts[j];
+		if (ps_sys.setsockopt(c->fd, o->level, o->name, o->value, o->len) < 0)
+			return -1;
+	}
+	memcpy(c->opts, fresh->opts, sizeof c->opts);
+	c->n_opts = fresh->n_opts;
+	return 0;
+}
+
+/* Puts idle connection c in place of the program's fresh socket at fd. */
+static int adopt(struct ps_conn *c, struct ps_conn *fresh, int fd)
+{
+	if (c->nonblock != fresh->nonblock) {
+		if (ps_sys.fcntl(c->fd, F_SETFL, fresh->nonblock ? O_NONBLOCK : 0) < 0)
+			return -1;
+		c->nonblock = fresh->nonblock; /* O_NONBLOCK lives on the socket's open file */
+	}
+	if (carry_options(c, fresh) < 0)
+		return -1;
+	if (ps_sys.dup3(c->fd, fd, fresh->cloexec ? O_CLOEXEC : 0) < 0)
+		return -1;
+	int hidden = c->fd;
+	ps_fd_cas(hidden, c, NULL);
+	ps_sys.close(hidden);
+	c->fd = fd;
+	c->cloexec = fresh->cloexec;
+	c->reused = true;
+	c->reuse_count++;
+	c->wrote = false;
+	__atomic_store_n(&c->last_io, PS_IO_NONE, __ATOMIC_RELAXED);
+	ps_conn_set_state(c, PS_ACTIVE);
+	struct ps_conn *old;
+	ps_fd_swap(fd, c, &old);
+	if (old == fresh)
+		ps_conn_free(fresh);
+	else
+		ps_release_stale(old);
+	return 0;
+}
+
+int ps_checkout(struct ps_conn *fresh, int fd, const struct sockaddr *sa, socklen_t len,
+		int *nonblock)
+{
+	struct ps_key k;
+	ps_stat_inc(PS_ST_CONNECTS);
+	if (fresh->generation != ps_g.generation)
+		ps_conn_add_taint(fresh, PS_T_SHARED); /* inherited across fork */
+	if (ps_conn_taint(fresh) || build_key(fresh, sa, len, &k) < 0)
+		return 0;
+	if (!allowed(&k)) {
+		ps_conn_add_taint(fresh, PS_T_FILTER);
+		return 0;
+	}
+	uint64_t now = ps_now_ns();
+	/* bounded: every pass removes one idle connection of this key */
+	for (unsigned tries = 0; tries <= ps_config.max_idle_per_host; tries++) {
+		if (ps_lock() < 0)
+			return 0;
+		if (ps_unsafe_has_locked(&k)) {
+			ps_unlock();
+			ps_conn_add_taint(fresh, PS_T_FILTER);
+			return 0;
+		}
+		struct ps_conn *c = ps_pool_take(&ps_g.pool, &k);
+		ps_unlock();
+		if (!c)
+			return 0;
+		if (expired(c, now)) {
+			ps_stat_inc(PS_ST_REAPED);
+			log_decision("checkout", c, "expired");
+			ps_terminate(c);
+			continue;
+		}
+		if (!ps_probe_same(c->fd, c->cookie)) {
+			/* the hidden fd was closed behind our back: not ours to close */
+			ps_stat_inc(PS_ST_IDENTITY);
+			log_decision("checkout", c, "identity changed");
+			ps_fd_cas(c->fd, c, NULL);
+			ps_conn_free(c);
+			continue;
+		}
+		enum ps_health h = ps_probe_health(c->fd);
+		if (h != PS_HEALTHY) {
+			ps_stat_inc(PS_ST_STALE);
+			log_decision("checkout", c, ps_health_name(h));
+			c->free_next = NULL;
+			ps_terminate(c);
+			continue;
+		}
+		if (adopt(c, fresh, fd) < 0) {
+			log_decision("checkout", c, "handover failed");
+			c->free_next = NULL;
+			ps_terminate(c);
+			return 0;
+		}
+		ps_stat_inc(PS_ST_HITS);
+		log_decision("checkout", c, "reused");
+		*nonblock = c->nonblock;
+		return 1;
+	}
+	return 0;
+}
+
+void ps_connected(struct ps_conn *c, int fd, const struct sockaddr *sa, socklen_t len, int ret,
+		  int err)
+{
+	struct ps_key k;
+	/* EINTR: the handshake goes on in the background, as for EINPROGRESS */
+	if (ret < 0 && err != EINPROGRESS && err != EINTR)
+		return;
+	if (ps_fd_get(fd) != c)
+		return;
+	if (build_key(c, sa, len, &k) < 0)
+		ps_conn_add_taint(c, PS_T_UNTRACKABLE);
+	else
+		c->key = k;
+	if (ps_probe_cookie(fd, &c->cookie) < 0)
+		ps_conn_add_taint(c, PS_T_UNTRACKABLE);
+	c->created_ns = ps_now_ns();
+	ps_stat_inc(PS_ST_MISSES);
+	ps_conn_set_state(c, PS_ACTIVE);
+}
+
+static enum ps_stat refusal(struct ps_conn *c, uint64_t now)
+{
+	unsigned t = ps_conn_taint(c);
+	if (c->generation != ps_g.generation || (t & PS_T_SHARED))
+		return PS_ST_REFUSED_SHARED;
+	if (t & PS_T_SERVER_FIRST)
+		return PS_ST_REFUSED_SERVER_FIRST;
+	if (t & PS_T_TLS)
+		return PS_ST_REFUSED_TLS;
+	if (t & PS_T_AUTH)
+		return PS_ST_REFUSED_AUTH;
+	if (t & PS_T_FILTER)
+		return PS_ST_REFUSED_FILTER;
+	if (t & PS_T_PEER_CLOSED)
+		return PS_ST_REFUSED_PEER;
+	if (t)
+		return PS_ST_REFUSED_STATE;
+	if (__atomic_load_n(&c->last_io, __ATOMIC_ACQUIRE) == PS_IO_WRITE)
+		return PS_ST_REFUSED_WRITE;
+	if (__atomic_load_n(&c->inflight, __ATOMIC_SEQ_CST) != 0)
+		return PS_ST_REFUSED_STATE;
+	if ((ps_config.max_reuse && c->reuse_count >= ps_config.max_reuse) ||
+	    (ps_config.max_lifetime_ns && now - c->created_ns >= ps_config.max_lifetime_ns))
+		return PS_ST_REFUSED_CAPS;
+	return 0;
+}
+
+static int refuse(struct ps_conn *c, enum ps_stat why, int closed)
+{
+	ps_stat_inc(PS_ST_REFUSED);
+	ps_stat_inc(why);
+	log_decision("checkin", c, ps_stat_name(why));
+	ps_conn_free(c);
+	return closed;
+}
+
+/* The program closed a hidden descriptor's number itself. */
+static void forget_hidden(struct ps_conn *c)
+{
+	if (ps_lock() < 0)
+		return; /* leave it: the next checkout proves its cookie */
+	if (ps_conn_state(c) == PS_IDLE && c->bucket) {
+		ps_pool_remove(&ps_g.pool, c);
+		ps_conn_free_locked(c);
+	}
+	ps_unlock();
+}
+
+int ps_checkin(struct ps_conn *c, int fd)
+{
+	/* Claim the record: from here no new I/O call can start tracking it. */
+	if (!ps_fd_cas(fd, c, NULL))
+		return 0;
+	int st = ps_conn_state(c);
+	if (st == PS_IDLE) {
+		forget_hidden(c);
+		return 0;
+	}
+	if (st != PS_ACTIVE) {
+		ps_conn_free(c);
+		return 0;
+	}
+	uint64_t now = ps_now_ns();
+	enum ps_stat why = refusal(c, now);
+	if (why)
+		return refuse(c, why, 0);
+	if (!ps_probe_same(fd, c->cookie)) {
+		ps_stat_inc(PS_ST_IDENTITY);
+		return refuse(c, PS_ST_REFUSED_STATE, 0);
+	}
+	enum ps_health h = ps_probe_health(fd);
+	if (h != PS_HEALTHY)
+		return refuse(c, h == PS_UNREAD ? PS_ST_REFUSED_PENDING : PS_ST_REFUSED_PEER, 0);
+	int hidden = ps_sys.fcntl(fd, F_DUPFD_CLOEXEC, ps_g.hidden_floor);
+	if (hidden < 0)
+		return refuse(c, PS_ST_REFUSED_CAPS, 0);
+	ps_sys.close(fd);
+	/* A call that started before our claim may still be inside the kernel
+	 * on this socket (a blocked recv): it must never see the next user. */
+	if (__atomic_load_n(&c->inflight, __ATOMIC_SEQ_CST) != 0) {
+		ps_sys.close(hidden);
+		return refuse(c, PS_ST_REFUSED_STATE, 1);
+	}
+	struct ps_conn *old;
+	c->fd = hidden;
+	c->last_used_ns = now;
+	c->reused = false;
+	ps_conn_set_state(c, PS_IDLE);
+	if (ps_fd_swap(hidden, c, &old) < 0) {
+		ps_sys.close(hidden);
+		return refuse(c, PS_ST_REFUSED_CAPS, 1);
+	}
+	ps_release_stale(old);
+	if (ps_lock() < 0) {
+		c->free_next = NULL;
+		ps_terminate(c);
+		return 1;
+	}
+	struct ps_conn *expired_list = ps_pool_reap(&ps_g.pool, now, ps_config.idle_timeout_ns);
+	struct ps_conn *evicted = NULL;
+	int r = ps_pool_put(&ps_g.pool, c, &evicted);
+	ps_unlock();
+	for (struct ps_conn *e = expired_list; e; e = e->free_next)
+		ps_stat_inc(PS_ST_REAPED);
+	for (struct ps_conn *e = evicted; e; e = e->free_next)
+		ps_stat_inc(PS_ST_EVICTED);
+	ps_terminate(expired_list);
+	ps_terminate(evicted);
+	if (r < 0) {
+		c->free_next = NULL;
+		ps_terminate(c);
+		ps_stat_inc(PS_ST_REFUSED);
+		ps_stat_inc(PS_ST_REFUSED_CAPS);
+		return 1;
+	}
+	ps_stat_inc(PS_ST_CHECKINS);
+	log_decision("checkin", c, "pooled");
+	return 1;
+}
+
+void ps_reap_now(void)
+{
+	if (ps_lock() < 0)
+		return;
+	struct ps_conn *list = ps_pool_reap(&ps_g.pool, ps_now_ns(), ps_config.idle_timeout_ns);
+	ps_unlock();
+	for (struct ps_conn *e = list; e; e = e->free_next)
+		ps_stat_inc(PS_ST_REAPED);
+	ps_terminate(list);
+}

@@ -1,0 +1,277 @@
+/* Owns ps_g: the lock, the record allocator, the unsafe destination set and
+ * fork handling.  See state.h for what the lock guards. */
+#include "state.h"
+#include "config.h"
+#include "fdtable.h"
+#include "log.h"
+#include "probe.h"
+#include "stats.h"
+#include "sys.h"
+
+#include <errno.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/select.h>
+
+struct ps_unsafe {
+	struct ps_key key;
+	UT_hash_handle hh;
+};
+
+struct ps_global ps_g = {
+	.lock = PTHREAD_MUTEX_INITIALIZER,
+	.conn_slab = PS_SLAB_INIT(struct ps_conn),
+	.unsafe_slab = PS_SLAB_INIT(struct ps_unsafe),
+};
+
+/* initial-exec: no allocation on first access, safe in a signal handler */
+static __thread int lock_depth __attribute__((tls_model("initial-exec")));
+
+int ps_lock(void)
+{
+	if (lock_depth)
+		return -1;
+	lock_depth = 1;
+	__atomic_signal_fence(__ATOMIC_SEQ_CST); /* a handler must see the flag before we block */
+	pthread_mutex_lock(&ps_g.lock);
+	return 0;
+}
+
+void ps_unlock(void)
+{
+	pthread_mutex_unlock(&ps_g.lock);
+	__atomic_signal_fence(__ATOMIC_SEQ_CST);
+	lock_depth = 0;
+}
+
+bool ps_lock_held_here(void) { return lock_depth != 0; }
+
+static int hidden_floor(unsigned max_idle)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur == RLIM_INFINITY)
+		return FD_SETSIZE;
+	/* Above select()'s range when the limit allows, else as high as the pool
+	 * could need, so the program's low numbers stay free. */
+	if (rl.rlim_cur >= (rlim_t)FD_SETSIZE + max_idle + 64)
+		return FD_SETSIZE;
+	long floor = (long)rl.rlim_cur - (long)max_idle - 16;
+	return floor < 64 ? 64 : (int)floor;
+}
+
+int ps_state_init(void)
+{
+	if (ps_g.ready)
+		return 0;
+	if (ps_fdtable_init(0) < 0)
+		return -1;
+	ps_pool_init(&ps_g.pool, ps_config.max_idle_per_host, ps_config.max_idle);
+	ps_g.hidden_floor = hidden_floor(ps_config.max_idle);
+	ps_g.ready = true;
+	return 0;
+}
+
+static void drain_orphans_locked(void)
+{
+	struct ps_conn *c = __atomic_exchange_n(&ps_g.orphans, NULL, __ATOMIC_ACQ_REL);
+	while (c) {
+		struct ps_conn *next = c->free_next;
+		ps_conn_free_locked(c);
+		c = next;
+	}
+}
+
+struct ps_conn *ps_conn_alloc_locked(void)
+{
+	drain_orphans_locked();
+	struct ps_conn *c = ps_g.conn_slab.free;
+	/* inflight survives reuse: a stale reader may still be paired inc/dec */
+	int inflight = c ? __atomic_load_n(&c->inflight, __ATOMIC_ACQUIRE) : 0;
+	c = ps_slab_alloc(&ps_g.conn_slab);
+	if (c) {
+		__atomic_store_n(&c->inflight, inflight, __ATOMIC_RELEASE);
+		c->fd = -1;
+		c->generation = ps_g.generation;
+	}
+	return c;
+}
+
+void ps_conn_free_locked(struct ps_conn *c)
+{
+	c->state = 0;
+	ps_slab_free(&ps_g.conn_slab, c);
+}
+
+void ps_conn_free(struct ps_conn *c)
+{
+	if (ps_lock() == 0) {
+		ps_conn_free_locked(c);
+		ps_unlock();
+		return;
+	}
+	struct ps_conn *head = __atomic_load_n(&ps_g.orphans, __ATOMIC_ACQUIRE);
+	do
+		c->free_next = head;
+	while (!__atomic_compare_exchange_n(&ps_g.orphans, &head, c, true, __ATOMIC_ACQ_REL,
+					    __ATOMIC_ACQUIRE));
+}
+
+size_t ps_conn_live(void) { return ps_g.conn_slab.allocated; }
+
+static void dest_only(struct ps_key *out, const struct ps_key *k)
+{
+	memset(out, 0, sizeof *out);
+	out->family = k->family;
+	out->port = k->port;
+	out->scope_id = k->scope_id;
+	out->path_len = k->path_len;
+	memcpy(out->addr, k->addr, sizeof out->addr);
+}
+
+bool ps_unsafe_has_locked(const struct ps_key *k)
+{
+	struct ps_key d;
+	struct ps_unsafe *u = NULL;
+	if (!ps_g.unsafe)
+		return false;
+	dest_only(&d, k);
+	HASH_FIND(hh, ps_g.unsafe, &d, sizeof d, u);
+	return u != NULL;
+}
+
+void ps_unsafe_add_locked(const struct ps_key *k)
+{
+	if (ps_unsafe_has_locked(k))
+		return;
+	if (ps_g.n_unsafe >= PS_MAX_UNSAFE)
+		return; /* the connection itself is still refused; we just stop remembering */
+	struct ps_unsafe *u = ps_slab_alloc(&ps_g.unsafe_slab);
+	if (!u)
+		return;
+	dest_only(&u->key, k);
+	int oom = 0;
+#undef uthash_nonfatal_oom
+#define uthash_nonfatal_oom(obj) (oom = 1)
+	HASH_ADD(hh, ps_g.unsafe, key, sizeof u->key, u);
+	if (oom) {
+		ps_slab_free(&ps_g.unsafe_slab, u);
+		return;
+	}
+	ps_g.n_unsafe++;
+	char buf[160];
+	ps_key_format(k, buf, sizeof buf);
+	PS_LOG_INFO("destination %s marked unsafe for pooling", buf);
+}
+
+bool ps_unsafe_has(const struct ps_key *k)
+{
+	if (ps_lock() < 0)
+		return true; /* cannot look: assume the worst */
+	bool r = ps_unsafe_has_locked(k);
+	ps_unlock();
+	return r;
+}
+
+void ps_unsafe_add(const struct ps_key *k)
+{
+	if (ps_lock() < 0)
+		return;
+	ps_unsafe_add_locked(k);
+	ps_unlock();
+}
+
+void ps_release_stale(struct ps_conn *old)
+{
+	if (!old)
+		return;
+	if (ps_lock() < 0) {
+		/* Only a non-idle record can be freed without the lock's help. */
+		if (ps_conn_state(old) != PS_IDLE)
+			ps_conn_free(old);
+		return;
+	}
+	int st = ps_conn_state(old);
+	if (st == PS_IDLE && old->bucket) {
+		ps_pool_remove(&ps_g.pool, old);
+		ps_stat_inc(PS_ST_IDENTITY);
+		ps_conn_free_locked(old);
+	} else if (st != PS_IDLE) {
+		ps_conn_free_locked(old);
+	}
+	/* IDLE without a bucket: a checkout or terminate owns it and will find
+	 * the cookie changed. */
+	ps_unlock();
+}
+
+void ps_terminate(struct ps_conn *list)
+{
+	while (list) {
+		struct ps_conn *c = list;
+		list = c->free_next;
+		ps_fd_cas(c->fd, c, NULL);
+		if (ps_probe_same(c->fd, c->cookie))
+			ps_sys.close(c->fd);
+		else
+			ps_stat_inc(PS_ST_IDENTITY);
+		ps_conn_free(c);
+	}
+}
+
+static void taint_shared(int fd, struct ps_conn *c, void *arg)
+{
+	(void)fd;
+	(void)arg;
+	if (ps_conn_state(c) != PS_IDLE)
+		ps_conn_add_taint(c, PS_T_SHARED);
+}
+
+void ps_fork_prepare(void)
+{
+	/* A fork from a handler that interrupted the holder cannot wait for
+	 * the lock; the child then starts without a pool either way. */
+	if (ps_lock() == 0)
+		lock_depth = 2;
+}
+
+void ps_fork_parent(void)
+{
+	if (!ps_g.ready) {
+		if (lock_depth == 2)
+			ps_unlock();
+		return;
+	}
+	ps_fd_foreach(taint_shared, NULL);
+	if (lock_depth == 2)
+		ps_unlock();
+}
+
+static void close_hidden_in_child(int fd, struct ps_conn *c, void *arg)
+{
+	(void)arg;
+	if (ps_conn_state(c) == PS_IDLE) {
+		/* the parent keeps its copy: closing ours sends no FIN */
+		if (ps_probe_same(fd, c->cookie))
+			ps_sys.close(fd);
+		ps_fd_cas(fd, c, NULL);
+	} else {
+		ps_conn_add_taint(c, PS_T_SHARED);
+	}
+}
+
+void ps_fork_child(void)
+{
+	pthread_mutex_t fresh = PTHREAD_MUTEX_INITIALIZER;
+	memcpy(&ps_g.lock, &fresh, sizeof fresh);
+	lock_depth = 0;
+	if (!ps_g.ready)
+		return;
+	ps_g.generation++;
+	ps_fd_foreach(close_hidden_in_child, NULL);
+	/* only this thread exists in the child: the lock is not needed */
+	struct ps_conn *c = ps_pool_drain(&ps_g.pool);
+	while (c) {
+		struct ps_conn *next = c->free_next;
+		ps_conn_free_locked(c);
+		c = next;
+	}
+}

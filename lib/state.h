@@ -1,0 +1,79 @@
+/* The process-wide pool state and its lock.
+ *
+ * Locking: ps_g.lock guards ps_g.pool, the record slab, the unsafe
+ * destination set and every ps_conn's pool linkage and IDLE<->taken
+ * transitions.  It is never held across a blocking call: the only syscalls
+ * made under it are munmap/mmap in the allocators.  The fd table (fdtable.h)
+ * and the per-record atomics are lock-free.  A signal handler that interrupts
+ * the lock holder and calls close()/connect() sees ps_lock() fail and passes
+ * through (HAZARDS.md 17). */
+#ifndef POOLSHIM_STATE_H
+#define POOLSHIM_STATE_H
+
+#include "conn.h"
+#include "key.h"
+#include "mem.h"
+#include "pool.h"
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <sys/types.h>
+
+struct ps_unsafe;
+
+struct ps_global {
+	pthread_mutex_t lock;
+	struct ps_pool pool;
+	struct ps_slab conn_slab;
+	struct ps_slab unsafe_slab;
+	struct ps_unsafe *unsafe;   /* uthash set of destinations never pooled */
+	unsigned n_unsafe;
+	int hidden_floor;           /* hidden descriptors go at or above this */
+	int generation;             /* bumped in a forked child */
+	bool ready;
+	struct ps_conn *orphans;    /* records freed without the lock; lock-free push */
+};
+
+extern struct ps_global ps_g;
+
+#define PS_MAX_UNSAFE 1024
+
+/* Sets up the pool from ps_config (parsed before).  Idempotent. */
+int ps_state_init(void);
+
+/* Takes the pool lock.  Returns -1 if this thread already holds it (a signal
+ * handler interrupted it): the caller must pass through. */
+int ps_lock(void);
+void ps_unlock(void);
+bool ps_lock_held_here(void);
+
+/* Records: allocate/free under the lock. */
+struct ps_conn *ps_conn_alloc_locked(void);
+void ps_conn_free_locked(struct ps_conn *c);
+/* Frees with the lock if it can be had, else defers to the next holder. */
+void ps_conn_free(struct ps_conn *c);
+/* Number of live records (tests, leak checks). */
+size_t ps_conn_live(void);
+
+/* Unsafe destinations (server speaks first, TLS): remembered for the life
+ * of the process.  Call with the lock held. */
+bool ps_unsafe_has_locked(const struct ps_key *k);
+void ps_unsafe_add_locked(const struct ps_key *k);
+/* Lock-taking variants (no-op / false when the lock cannot be had). */
+bool ps_unsafe_has(const struct ps_key *k);
+void ps_unsafe_add(const struct ps_key *k);
+
+/* The record's fd number was reused behind the shim's back: forget it
+ * without touching the descriptor. */
+void ps_release_stale(struct ps_conn *old);
+
+/* Closes and forgets idle connections the caller owns (taken from the pool),
+ * each only if its descriptor still holds the same socket. */
+void ps_terminate(struct ps_conn *list);
+
+/* Fork handling: called around fork() by the shim's atfork handlers. */
+void ps_fork_prepare(void);
+void ps_fork_parent(void);
+void ps_fork_child(void);
+
+#endif

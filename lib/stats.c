@@ -1,0 +1,47 @@
+/* Owns the counters and their names. */
+#include "stats.h"
+
+#include <stdio.h>
+#include <string.h>
+
+uint64_t ps_stats[PS_ST_COUNT];
+
+static const char *const names[PS_ST_COUNT] = {
+	[PS_ST_CONNECTS] = "connects",
+	[PS_ST_HITS] = "reuse_hits",
+	[PS_ST_MISSES] = "misses",
+	[PS_ST_CHECKINS] = "checkins",
+	[PS_ST_REFUSED] = "refused",
+	[PS_ST_REFUSED_PENDING] = "refused_pending_bytes",
+	[PS_ST_REFUSED_PEER] = "refused_peer_closed",
+	[PS_ST_REFUSED_WRITE] = "refused_last_write",
+	[PS_ST_REFUSED_SHARED] = "refused_shared_fd",
+	[PS_ST_REFUSED_STATE] = "refused_state",
+	[PS_ST_REFUSED_SERVER_FIRST] = "refused_server_first",
+	[PS_ST_REFUSED_TLS] = "refused_tls",
+	[PS_ST_REFUSED_AUTH] = "refused_auth",
+	[PS_ST_REFUSED_CAPS] = "refused_caps",
+	[PS_ST_REFUSED_FILTER] = "refused_filter",
+	[PS_ST_STALE] = "stale_at_checkout",
+	[PS_ST_REAPED] = "reaped",
+	[PS_ST_EVICTED] = "evicted",
+	[PS_ST_IDENTITY] = "identity_mismatches",
+	[PS_ST_STALE_RETRIES] = "stale_retries",
+};
+
+const char *ps_stat_name(enum ps_stat s) { return names[s]; }
+
+int ps_stats_format(char *buf, size_t len)
+{
+	size_t off = 0;
+	for (int i = 0; i < PS_ST_COUNT; i++) {
+		int n = snprintf(buf + off, off < len ? len - off : 0, "%s%s=%llu", i ? " " : "",
+				 names[i], (unsigned long long)ps_stat_get((enum ps_stat)i));
+		if (n < 0)
+			return n;
+		off += (size_t)n;
+	}
+	return (int)off;
+}
+
+void ps_stats_reset(void) { memset(ps_stats, 0, sizeof ps_stats); }

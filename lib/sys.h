@@ -1,0 +1,30 @@
+/* The kernel calls the pool core makes on its own behalf (identity and health
+ * proofs, hiding and handing over descriptors).  They go through this table so
+ * that unit tests can inject faults, and default to raw syscall(2): raw calls
+ * are never interposed (not even by another preload) and are not cancellation
+ * points, so the shim's own work cannot be cancelled half-way. */
+#ifndef POOLSHIM_SYS_H
+#define POOLSHIM_SYS_H
+
+#include <sys/types.h>
+#include <sys/socket.h>
+
+struct ps_sys {
+	int (*close)(int fd);
+	int (*dup3)(int oldfd, int newfd, int flags);
+	int (*fcntl)(int fd, int cmd, long arg);
+	ssize_t (*recv)(int fd, void *buf, size_t len, int flags);
+	int (*getsockopt)(int fd, int level, int name, void *val, socklen_t *len);
+	int (*setsockopt)(int fd, int level, int name, const void *val, socklen_t len);
+	ssize_t (*write)(int fd, const void *buf, size_t len);
+	int (*connect)(int fd, const struct sockaddr *sa, socklen_t len);
+	int (*socket)(int domain, int type, int protocol);
+	pid_t (*getpid)(void);
+};
+
+extern struct ps_sys ps_sys;
+
+/* Restores the raw-syscall defaults (tests call it after faking an entry). */
+void ps_sys_reset(void);
+
+#endif

@@ -1,0 +1,308 @@
+/* Owns record creation and everything recorded on a record while the program
+ * holds the connection.  Taints are sticky for the connection's life. */
+#include "track.h"
+#include "config.h"
+#include "fdtable.h"
+#include "log.h"
+#include "state.h"
+#include "sys.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <string.h>
+#include <strings.h>
+
+#ifndef SO_RCVTIMEO_NEW
+#define SO_RCVTIMEO_NEW 66
+#define SO_SNDTIMEO_NEW 67
+#endif
+
+static bool poolable_kind(int domain, int type, int protocol)
+{
+	if ((type & ~(SOCK_NONBLOCK | SOCK_CLOEXEC)) != SOCK_STREAM)
+		return false;
+	if (domain == AF_INET || domain == AF_INET6)
+		return protocol == 0 || protocol == IPPROTO_TCP;
+	if (domain == AF_UNIX)
+		return ps_config.unix_sockets && protocol == 0;
+	return false;
+}
+
+void ps_track_socket(int fd, int domain, int type, int protocol)
+{
+	struct ps_conn *c, *old;
+	if (!ps_g.ready || ps_config.disable || !poolable_kind(domain, type, protocol)) {
+		ps_track_new_fd(fd);
+		return;
+	}
+	if (ps_lock() < 0) {
+		ps_track_new_fd(fd);
+		return;
+	}
+	c = ps_conn_alloc_locked();
+	ps_unlock();
+	if (!c) {
+		ps_track_new_fd(fd);
+		return;
+	}
+	c->fd = fd;
+	c->domain = domain;
+	c->type = type & ~(SOCK_NONBLOCK | SOCK_CLOEXEC);
+	c->protocol = protocol;
+	c->nonblock = (type & SOCK_NONBLOCK) != 0;
+	c->cloexec = (type & SOCK_CLOEXEC) != 0;
+	ps_conn_set_state(c, PS_FRESH);
+	if (ps_fd_swap(fd, c, &old) < 0) {
+		ps_conn_free(c);
+		return;
+	}
+	ps_release_stale(old);
+}
+
+void ps_track_new_fd(int fd)
+{
+	struct ps_conn *old;
+	if (ps_fd_get(fd) && ps_fd_swap(fd, NULL, &old) == 0)
+		ps_release_stale(old);
+}
+
+void ps_track_drop(int fd)
+{
+	ps_track_new_fd(fd);
+}
+
+void ps_track_taint(struct ps_conn *c, unsigned taint)
+{
+	ps_conn_add_taint(c, taint);
+}
+
+void ps_track_nonblock(struct ps_conn *c, int on) { c->nonblock = on != 0; }
+void ps_track_cloexec(struct ps_conn *c, int on) { c->cloexec = on != 0; }
+
+void ps_track_shutdown(struct ps_conn *c, int ret)
+{
+	(void)ret; /* even a failed shutdown means the program meant to end the stream */
+	ps_conn_add_taint(c, PS_T_SHUTDOWN);
+}
+
+void ps_track_bind(struct ps_conn *c, const struct sockaddr *sa, socklen_t len, int ret)
+{
+	if (ret < 0)
+		return;
+	if (ps_conn_state(c) != PS_FRESH || ps_key_set_local(&c->key, sa, len) < 0)
+		ps_conn_add_taint(c, PS_T_BOUND);
+}
+
+enum opt_kind {
+	OPT_RESET, /* carried to the next user and reset to its default after */
+	OPT_KEY,   /* part of the key: fixes something the peer or network sees */
+	OPT_TAINT, /* unknown or irreversible: the connection is never pooled */
+};
+
+static enum opt_kind classify(int level, int name)
+{
+	switch (level) {
+	case SOL_SOCKET:
+		switch (name) {
+		case SO_KEEPALIVE: case SO_RCVTIMEO: case SO_SNDTIMEO: case SO_RCVTIMEO_NEW:
+		case SO_SNDTIMEO_NEW: case SO_REUSEADDR: case SO_REUSEPORT: case SO_PRIORITY:
+		case SO_OOBINLINE: case SO_RCVLOWAT: case SO_LINGER:
+			return OPT_RESET;
+		case SO_MARK: case SO_BINDTODEVICE: case SO_RCVBUF: case SO_SNDBUF:
+			return OPT_KEY;
+		}
+		return OPT_TAINT;
+	case IPPROTO_TCP:
+		switch (name) {
+		case TCP_NODELAY: case TCP_KEEPIDLE: case TCP_KEEPINTVL: case TCP_KEEPCNT:
+		case TCP_USER_TIMEOUT: case TCP_QUICKACK: case TCP_CORK: case TCP_NOTSENT_LOWAT:
+		case TCP_SYNCNT: case TCP_CONGESTION: case TCP_LINGER2:
+			return OPT_RESET;
+		}
+		return OPT_TAINT;
+	case IPPROTO_IP:
+		switch (name) {
+		case IP_TOS: case IP_TTL: case IP_BIND_ADDRESS_NO_PORT:
+			return OPT_RESET;
+		}
+		return OPT_TAINT;
+	case IPPROTO_IPV6:
+		switch (name) {
+		case IPV6_TCLASS: case IPV6_UNICAST_HOPS:
+			return OPT_RESET;
+		case IPV6_V6ONLY:
+			return OPT_KEY;
+		}
+		return OPT_TAINT;
+	}
+	return OPT_TAINT;
+}
+
+static struct ps_opt *find_opt(struct ps_conn *c, int level, int name)
+{
+	for (int i = 0; i < c->n_opts; i++)
+		if (c->opts[i].level == level && c->opts[i].name == name)
+			return &c->opts[i];
+	return NULL;
+}
+
+void ps_track_setsockopt_before(struct ps_conn *c, int fd, int level, int name)
+{
+	if (classify(level, name) != OPT_RESET || find_opt(c, level, name))
+		return;
+	if (c->n_opts == PS_MAX_OPTS) {
+		ps_conn_add_taint(c, PS_T_OPTION);
+		return;
+	}
+	/* Stage the current (default) value in the next free slot; _after
+	 * commits it only if the program's call succeeds. */
+	struct ps_opt *o = &c->opts[c->n_opts];
+	socklen_t len = PS_OPT_LEN;
+	memset(o, 0, sizeof *o);
+	o->level = level;
+	o->name = name;
+	int saved = errno;
+	if (ps_sys.getsockopt(fd, level, name, o->default_value, &len) < 0 || len > PS_OPT_LEN)
+		o->level = -1; /* no default known: _after taints */
+	o->default_len = (uint8_t)len;
+	errno = saved;
+}
+
+static void record_key_option(struct ps_conn *c, int name, const void *val, socklen_t len)
+{
+	int v = 0;
+	if (name == SO_BINDTODEVICE) {
+		size_t n = len < PS_DEVICE_LEN - 1 ? len : PS_DEVICE_LEN - 1;
+		memset(c->key.device, 0, sizeof c->key.device);
+		memcpy(c->key.device, val, n);
+		return;
+	}
+	if (len >= (socklen_t)sizeof v)
+		memcpy(&v, val, sizeof v);
+	switch (name) {
+	case SO_MARK: c->key.mark = (uint32_t)v; break;
+	case SO_RCVBUF: c->key.rcvbuf = v; break;
+	case SO_SNDBUF: c->key.sndbuf = v; break;
+	case IPV6_V6ONLY: c->key.v6only = v != 0; break;
+	}
+}
+
+static bool lingers_on_close(int level, int name, const void *val, socklen_t len)
+{
+	const struct linger *l = val;
+	return level == SOL_SOCKET && name == SO_LINGER && len >= (socklen_t)sizeof *l && l->l_onoff;
+}
+
+void ps_track_setsockopt_after(struct ps_conn *c, int level, int name, const void *val,
+			       socklen_t len, int ret)
+{
+	if (ret < 0)
+		return;
+	switch (classify(level, name)) {
+	case OPT_TAINT:
+		ps_conn_add_taint(c, PS_T_OPTION);
+		return;
+	case OPT_KEY:
+		/* after connect the key can no longer say it */
+		if (ps_conn_state(c) != PS_FRESH)
+			ps_conn_add_taint(c, PS_T_OPTION);
+		else
+			record_key_option(c, name, val, len);
+		return;
+	case OPT_RESET:
+		break;
+	}
+	/* close() semantics of a lingering socket cannot survive pooling */
+	if (lingers_on_close(level, name, val, len))
+		ps_conn_add_taint(c, PS_T_OPTION);
+	struct ps_opt *o = find_opt(c, level, name);
+	if (!o) {
+		if (c->n_opts == PS_MAX_OPTS || c->opts[c->n_opts].level != level ||
+		    c->opts[c->n_opts].name != name) {
+			ps_conn_add_taint(c, PS_T_OPTION);
+			return;
+		}
+		o = &c->opts[c->n_opts++];
+	}
+	if (!val || len > PS_OPT_LEN) {
+		ps_conn_add_taint(c, PS_T_OPTION);
+		return;
+	}
+	memcpy(o->value, val, len);
+	o->len = (uint8_t)len;
+}
+
+int ps_looks_like_tls(const void *head, size_t len)
+{
+	const unsigned char *b = head;
+	return len >= 2 && b[0] == 0x16 && b[1] == 0x03;
+}
+
+/* HTTP NTLM/Negotiate authenticate the TCP connection, not the request. */
+int ps_has_connection_auth(const void *head, size_t len)
+{
+	static const char field[] = "authorization:";
+	const size_t flen = sizeof field - 1;
+	const char *s = head;
+	if (len > 8192)
+		len = 8192;
+	for (size_t i = 0; i + flen <= len; i++) {
+		if ((s[i] | 0x20) != 'a' || strncasecmp(s + i, field, flen) != 0)
+			continue;
+		size_t j = i + flen;
+		while (j < len && (s[j] == ' ' || s[j] == '\t'))
+			j++;
+		if ((len - j >= 4 && strncasecmp(s + j, "NTLM", 4) == 0) ||
+		    (len - j >= 9 && strncasecmp(s + j, "Negotiate", 9) == 0))
+			return 1;
+	}
+	return 0;
+}
+
+static void mark_unsafe(struct ps_conn *c, unsigned taint)
+{
+	ps_conn_add_taint(c, taint);
+	ps_unsafe_add(&c->key);
+}
+
+struct ps_conn *ps_io_begin(int fd, enum ps_io dir, const void *head, size_t head_len)
+{
+	struct ps_conn *c = ps_fd_get(fd);
+	if (!c)
+		return NULL;
+	__atomic_fetch_add(&c->inflight, 1, __ATOMIC_SEQ_CST);
+	/* Dekker with checkin: it clears the slot, then reads inflight. */
+	if (ps_fd_get(fd) != c || ps_conn_state(c) != PS_ACTIVE) {
+		__atomic_fetch_sub(&c->inflight, 1, __ATOMIC_SEQ_CST);
+		return NULL;
+	}
+	if (dir == PS_IO_WRITE && head && head_len) {
+		if (!__atomic_load_n(&c->wrote, __ATOMIC_RELAXED) && !c->reused && ps_looks_like_tls(head, head_len))
+			mark_unsafe(c, PS_T_TLS);
+		if (ps_has_connection_auth(head, head_len))
+			ps_conn_add_taint(c, PS_T_AUTH);
+	}
+	return c;
+}
+
+void ps_io_end(struct ps_conn *c, enum ps_io dir, ssize_t ret, size_t want, int err)
+{
+	if (ret < 0) {
+		if (err != EAGAIN && err != EWOULDBLOCK && err != EINTR)
+			ps_conn_add_taint(c, PS_T_IO_ERROR);
+	} else if (ret == 0 && dir != PS_IO_WRITE && want > 0) {
+		ps_conn_add_taint(c, PS_T_PEER_CLOSED);
+	} else if (ret > 0 && dir != PS_IO_PEEK) {
+		if (dir == PS_IO_READ) {
+			/* bytes before our first word on a fresh connection: the
+			 * server speaks first and a reused connection would never greet */
+			if (!__atomic_load_n(&c->wrote, __ATOMIC_RELAXED) && !c->reused)
+				mark_unsafe(c, PS_T_SERVER_FIRST);
+		} else {
+			__atomic_store_n(&c->wrote, true, __ATOMIC_RELAXED);
+		}
+		__atomic_store_n(&c->last_io, dir, __ATOMIC_RELEASE);
+	}
+	__atomic_fetch_sub(&c->inflight, 1, __ATOMIC_SEQ_CST);
+}

@@ -1,0 +1,49 @@
+/* What the shim learns from the calls it intercepts, recorded on the fd's
+ * ps_conn: creation flags, options, bindings, status flags, extra references
+ * and the I/O that decides whether a connection can be pooled.  The shim
+ * calls these around the real call; untracked fds never get here. */
+#ifndef POOLSHIM_TRACK_H
+#define POOLSHIM_TRACK_H
+
+#include "conn.h"
+
+#include <stddef.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+
+/* socket() returned fd: track it if it is a kind the pool may hold. */
+void ps_track_socket(int fd, int domain, int type, int protocol);
+
+/* A wrapped call returned fd as a new descriptor (accept, dup, ...): any
+ * record left at that number belongs to a descriptor closed behind the shim's
+ * back. */
+void ps_track_new_fd(int fd);
+
+/* The fd is closed for good without checkin (passthrough close, dup2 onto
+ * it): drop its record. */
+void ps_track_drop(int fd);
+
+/* setsockopt on a tracked fd: before the real call (captures the value the
+ * next user must get back) and after it (records what was set). */
+void ps_track_setsockopt_before(struct ps_conn *c, int fd, int level, int name);
+void ps_track_setsockopt_after(struct ps_conn *c, int level, int name, const void *val,
+			       socklen_t len, int ret);
+
+void ps_track_bind(struct ps_conn *c, const struct sockaddr *sa, socklen_t len, int ret);
+void ps_track_shutdown(struct ps_conn *c, int ret);
+void ps_track_nonblock(struct ps_conn *c, int on);
+void ps_track_cloexec(struct ps_conn *c, int on);
+void ps_track_taint(struct ps_conn *c, unsigned taint);
+
+/* The I/O path shared by every read and write wrapper.  begin returns the
+ * record to pass to end, or NULL when fd is not an active tracked connection
+ * (then nothing is to be done).  head/head_len: the first bytes of a write
+ * (protocol detection); want: bytes asked for. */
+struct ps_conn *ps_io_begin(int fd, enum ps_io dir, const void *head, size_t head_len);
+void ps_io_end(struct ps_conn *c, enum ps_io dir, ssize_t ret, size_t want, int err);
+
+/* Protocol detection on a write's first bytes (exposed for unit tests). */
+int ps_looks_like_tls(const void *head, size_t len);
+int ps_has_connection_auth(const void *head, size_t len);
+
+#endif

@@ -1,0 +1,76 @@
+/* Owns the real-symbol table.  Bound under pthread_once; safe to reach
+ * before the constructor runs.  Every entry is checked so dlsym can never
+ * hand back our own hook (which would recurse forever). */
+#include "real.h"
+#include "hooks.h"
+
+#include <dlfcn.h>
+#include <fcntl.h>
+#include <sys/ioctl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+struct ps_real ps_real_table;
+int ps_real_ready;
+
+static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+static void *lookup(const char *name, void *ours)
+{
+	void *p = dlsym(RTLD_NEXT, name);
+	if (!p || p == ours) {
+		static const char msg[] = "poolshim: cannot find the libc symbol ";
+		/* raw write: our own write() is not bound yet */
+		syscall(SYS_write, 2, msg, sizeof msg - 1);
+		syscall(SYS_write, 2, name, strlen(name));
+		syscall(SYS_write, 2, "\n", 1);
+		abort(); /* there is no call to pass through to */
+	}
+	return p;
+}
+
+#define BIND(field, sym) ps_real_table.field = lookup(#sym, (void *)&sym)
+
+static void bind_all(void)
+{
+	BIND(socket, socket);
+	BIND(connect, connect);
+	BIND(close, close);
+	BIND(shutdown, shutdown);
+	BIND(bind, bind);
+	BIND(setsockopt, setsockopt);
+	BIND(accept, accept);
+	BIND(accept4, accept4);
+	BIND(fcntl, fcntl);
+	BIND(fcntl64, fcntl64);
+	BIND(ioctl, ioctl);
+	BIND(dup, dup);
+	BIND(dup2, dup2);
+	BIND(dup3, dup3);
+	BIND(write, write);
+	BIND(writev, writev);
+	BIND(send, send);
+	BIND(sendto, sendto);
+	BIND(sendmsg, sendmsg);
+	BIND(sendmmsg, sendmmsg);
+	BIND(read, read);
+	BIND(readv, readv);
+	BIND(recv, recv);
+	BIND(recvfrom, recvfrom);
+	BIND(recvmsg, recvmsg);
+	BIND(recvmmsg, recvmmsg);
+	BIND(read_chk, __read_chk);
+	BIND(recv_chk, __recv_chk);
+	BIND(recvfrom_chk, __recvfrom_chk);
+	__atomic_store_n(&ps_real_ready, 1, __ATOMIC_RELEASE);
+}
+
+const struct ps_real *ps_real_bind(void)
+{
+	pthread_once(&once, bind_all);
+	return &ps_real_table;
+}
