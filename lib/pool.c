@@ -1,6 +1,6 @@
 /* Owns the idle lists and the LRU.  Invariant: a connection is in the LRU iff
- * it is in exactly one bucket's idle list; p->total counts them; a bucket with
- * no idle connection is removed. */
+ * it is in exactly one bucket's idle list; p->total counts them;
+ * p->empty_buckets counts buckets with no idle connection. */
 #include "pool.h"
 
 #include <errno.h>
@@ -14,6 +14,7 @@ void ps_pool_init(struct ps_pool *p, unsigned max_per_key, unsigned max_total)
 	p->buckets = NULL;
 	p->lru = NULL;
 	p->total = 0;
+	p->empty_buckets = 0;
 	p->max_per_key = max_per_key;
 	p->max_total = max_total;
 	p->bucket_slab = slab;
@@ -27,10 +28,20 @@ static void unlink_conn(struct ps_pool *p, struct ps_conn *c)
 	c->bucket = NULL;
 	c->next = c->prev = c->lru_next = c->lru_prev = c->free_next = NULL;
 	p->total--;
-	if (--b->count == 0) {
-		HASH_DELETE(hh, p->buckets, b);
-		ps_slab_free(&p->bucket_slab, b);
+	if (--b->count == 0)
+		p->empty_buckets++;
+}
+
+static void sweep_empty(struct ps_pool *p)
+{
+	struct ps_bucket *b, *tmp;
+	HASH_ITER(hh, p->buckets, b, tmp) {
+		if (b->count == 0) {
+			HASH_DELETE(hh, p->buckets, b);
+			ps_slab_free(&p->bucket_slab, b);
+		}
 	}
+	p->empty_buckets = 0;
 }
 
 static void push_result(struct ps_conn **list, struct ps_conn *c)
@@ -78,10 +89,15 @@ int ps_pool_put(struct ps_pool *p, struct ps_conn *c, struct ps_conn **evicted)
 		unlink_conn(p, oldest);
 		push_result(evicted, oldest);
 	}
-	b = find_bucket(p, &c->key); /* an eviction may have taken the bucket */
-	if (!b && !(b = add_bucket(p, &c->key))) {
-		errno = ENOMEM;
-		return -1;
+	if (!b) {
+		if (p->empty_buckets > p->max_total)
+			sweep_empty(p);
+		if (!(b = add_bucket(p, &c->key))) {
+			errno = ENOMEM;
+			return -1;
+		}
+	} else if (b->count == 0) {
+		p->empty_buckets--;
 	}
 	c->bucket = b;
 	DL_PREPEND(b->idle, c);
@@ -94,7 +110,7 @@ int ps_pool_put(struct ps_pool *p, struct ps_conn *c, struct ps_conn **evicted)
 struct ps_conn *ps_pool_take(struct ps_pool *p, const struct ps_key *k)
 {
 	struct ps_bucket *b = find_bucket(p, k);
-	if (!b)
+	if (!b || !b->idle)
 		return NULL;
 	struct ps_conn *c = b->idle;
 	unlink_conn(p, c);

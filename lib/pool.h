@@ -5,7 +5,11 @@
  *
  * No locking and no I/O here: the caller holds the pool lock (state.h) and
  * closes what these functions hand back, after unlocking. Lists handed back
- * are linked through ps_conn.free_next. */
+ * are linked through ps_conn.free_next.
+ *
+ * A bucket whose list empties stays in the table (the common cycle takes the
+ * only idle connection and puts it back); empty buckets are swept once there
+ * are more of them than the pool's total cap. */
 #ifndef POOLSHIM_POOL_H
 #define POOLSHIM_POOL_H
 
@@ -30,6 +34,7 @@ struct ps_pool {
 	struct ps_bucket *buckets;
 	struct ps_conn *lru;  /* utlist DL list through lru_next/lru_prev; head is oldest */
 	unsigned total;
+	unsigned empty_buckets; /* kept so a busy key does not free and remap the table */
 	unsigned max_per_key;
 	unsigned max_total;
 	struct ps_slab bucket_slab;
