@@ -17,6 +17,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <stdio.h>
 #include <string.h>
 
 static void log_decision(const char *what, const struct ps_conn *c, const char *why)
@@ -219,7 +220,12 @@ static int refuse(struct ps_conn *c, enum ps_stat why, int closed)
 {
 	ps_stat_inc(PS_ST_REFUSED);
 	ps_stat_inc(why);
-	log_decision("checkin", c, ps_stat_name(why));
+	if (ps_log_level >= PS_LOG_DEBUG) {
+		char reason[96];
+		snprintf(reason, sizeof reason, "%s (taint 0x%x, last io %d)", ps_stat_name(why),
+			 ps_conn_taint(c), __atomic_load_n(&c->last_io, __ATOMIC_RELAXED));
+		log_decision("checkin", c, reason);
+	}
 	ps_conn_free(c);
 	return closed;
 }
@@ -262,6 +268,12 @@ int ps_checkin(struct ps_conn *c, int fd)
 	if (h != PS_HEALTHY)
 		return refuse(c, h == PS_UNREAD ? PS_ST_REFUSED_PENDING : PS_ST_REFUSED_PEER, 0);
 	int hidden = ps_sys.fcntl(fd, F_DUPFD_CLOEXEC, ps_g.hidden_floor);
+	if (hidden < 0 && errno == EINVAL) {
+		/* the program lowered RLIMIT_NOFILE below the floor (httperf
+		 * clamps it to FD_SETSIZE): place hidden fds under the new limit */
+		ps_state_update_floor();
+		hidden = ps_sys.fcntl(fd, F_DUPFD_CLOEXEC, ps_g.hidden_floor);
+	}
 	if (hidden < 0)
 		return refuse(c, PS_ST_REFUSED_CAPS, 0);
 	ps_sys.close(fd);

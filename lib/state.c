@@ -71,6 +71,11 @@ int ps_state_init(void)
 	return 0;
 }
 
+void ps_state_update_floor(void)
+{
+	__atomic_store_n(&ps_g.hidden_floor, hidden_floor(ps_config.max_idle), __ATOMIC_RELAXED);
+}
+
 static void drain_orphans_locked(void)
 {
 	struct ps_conn *c = __atomic_exchange_n(&ps_g.orphans, NULL, __ATOMIC_ACQ_REL);

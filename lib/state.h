@@ -41,6 +41,9 @@ extern struct ps_global ps_g;
 /* Sets up the pool from ps_config (parsed before).  Idempotent. */
 int ps_state_init(void);
 
+/* Recomputes the hidden-descriptor floor from the current RLIMIT_NOFILE. */
+void ps_state_update_floor(void);
+
 /* Takes the pool lock.  Returns -1 if this thread already holds it (a signal
  * handler interrupted it): the caller must pass through. */
 int ps_lock(void);
