@@ -9,6 +9,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 
 enum ps_state {
@@ -47,6 +48,16 @@ struct ps_opt {
 	uint8_t default_value[PS_OPT_LEN];
 };
 
+/* An epoll registration the program made on the fd: dup3 at checkout drops
+ * it (it belongs to the replaced socket) and a hidden copy would keep firing
+ * it, so the shim removes it at checkin and re-adds it at checkout. */
+struct ps_epoll_reg {
+	int epfd;
+	struct epoll_event ev;
+};
+
+#define PS_MAX_EPOLL 4
+
 struct ps_bucket;
 
 struct ps_conn {
@@ -68,6 +79,11 @@ struct ps_conn {
 	uint64_t bytes_out;   /* in this use; atomic relaxed */
 	int n_opts;
 	struct ps_opt opts[PS_MAX_OPTS];
+	int n_epoll;
+	struct ps_epoll_reg epoll[PS_MAX_EPOLL];
+	bool retried;         /* a stale-reuse retry was made in this use */
+	socklen_t dest_len;   /* the destination, for the stale-reuse reconnect */
+	struct sockaddr_storage dest;
 
 	/* pool linkage, under the pool lock */
 	struct ps_bucket *bucket;

@@ -16,6 +16,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
@@ -75,6 +76,25 @@ static int carry_options(struct ps_conn *c, const struct ps_conn *fresh)
 	return 0;
 }
 
+/* Registrations belong to (socket, fd number) pairs: see conn.h. */
+static void epoll_detach(struct ps_conn *c, int fd)
+{
+	for (int i = 0; i < c->n_epoll; i++)
+		ps_sys.epoll_ctl(c->epoll[i].epfd, EPOLL_CTL_DEL, fd, NULL);
+	c->n_epoll = 0;
+}
+
+static void epoll_attach(struct ps_conn *c, const struct ps_conn *from, int fd)
+{
+	struct ps_epoll_reg regs[PS_MAX_EPOLL];
+	int n = from->n_epoll;
+	memcpy(regs, from->epoll, sizeof regs);
+	for (int i = 0; i < n; i++)
+		ps_sys.epoll_ctl(regs[i].epfd, EPOLL_CTL_ADD, fd, &regs[i].ev);
+	memcpy(c->epoll, regs, sizeof regs);
+	c->n_epoll = n;
+}
+
 /* Puts idle connection c in place of the program's fresh socket at fd. */
 static int adopt(struct ps_conn *c, struct ps_conn *fresh, int fd)
 {
@@ -90,9 +110,11 @@ static int adopt(struct ps_conn *c, struct ps_conn *fresh, int fd)
 	int hidden = c->fd;
 	ps_fd_cas(hidden, c, NULL);
 	ps_sys.close(hidden);
+	epoll_attach(c, fresh, fd);
 	c->fd = fd;
 	c->cloexec = fresh->cloexec;
 	c->reused = true;
+	c->retried = false;
 	c->reuse_count++;
 	c->wrote = false;
 	__atomic_store_n(&c->last_io, PS_IO_NONE, __ATOMIC_RELAXED);
@@ -110,6 +132,7 @@ int ps_checkout(struct ps_conn *fresh, int fd, const struct sockaddr *sa, sockle
 		int *nonblock)
 {
 	struct ps_key k;
+	ps_check_fork();
 	ps_stat_inc(PS_ST_CONNECTS);
 	if (fresh->generation != ps_g.generation)
 		ps_conn_add_taint(fresh, PS_T_SHARED); /* inherited across fork */
@@ -148,6 +171,13 @@ int ps_checkout(struct ps_conn *fresh, int fd, const struct sockaddr *sa, sockle
 			continue;
 		}
 		enum ps_health h = ps_probe_health(c->fd);
+		if (h == PS_UNREAD) {
+			/* bytes arrived on a connection nobody was using: a late tail
+			 * of a response the program abandoned, or a server that talks
+			 * unprompted.  Either way this destination is not safe to pool. */
+			PS_LOG_INFO("idle connection received unsolicited bytes");
+			ps_unsafe_add(&c->key);
+		}
 		if (h != PS_HEALTHY) {
 			ps_stat_inc(PS_ST_STALE);
 			log_decision("checkout", c, ps_health_name(h));
@@ -178,10 +208,13 @@ void ps_connected(struct ps_conn *c, int fd, const struct sockaddr *sa, socklen_
 		return;
 	if (ps_fd_get(fd) != c)
 		return;
-	if (build_key(c, sa, len, &k) < 0)
+	if (build_key(c, sa, len, &k) < 0 || len > (socklen_t)sizeof c->dest) {
 		ps_conn_add_taint(c, PS_T_UNTRACKABLE);
-	else
+	} else {
 		c->key = k;
+		memcpy(&c->dest, sa, len);
+		c->dest_len = len;
+	}
 	if (ps_probe_cookie(fd, &c->cookie) < 0)
 		ps_conn_add_taint(c, PS_T_UNTRACKABLE);
 	c->created_ns = ps_now_ns();
@@ -244,6 +277,7 @@ static void forget_hidden(struct ps_conn *c)
 
 int ps_checkin(struct ps_conn *c, int fd)
 {
+	ps_check_fork();
 	/* Claim the record: from here no new I/O call can start tracking it. */
 	if (!ps_fd_cas(fd, c, NULL))
 		return 0;
@@ -267,6 +301,7 @@ int ps_checkin(struct ps_conn *c, int fd)
 	enum ps_health h = ps_probe_health(fd);
 	if (h != PS_HEALTHY)
 		return refuse(c, h == PS_UNREAD ? PS_ST_REFUSED_PENDING : PS_ST_REFUSED_PEER, 0);
+	epoll_detach(c, fd);
 	int hidden = ps_sys.fcntl(fd, F_DUPFD_CLOEXEC, ps_g.hidden_floor);
 	if (hidden < 0 && errno == EINVAL) {
 		/* the program lowered RLIMIT_NOFILE below the floor (httperf
@@ -317,6 +352,7 @@ int ps_checkin(struct ps_conn *c, int fd)
 	}
 	ps_stat_inc(PS_ST_CHECKINS);
 	log_decision("checkin", c, "pooled");
+	ps_reaper_kick();
 	return 1;
 }
 
@@ -329,4 +365,78 @@ void ps_reap_now(void)
 	for (struct ps_conn *e = list; e; e = e->free_next)
 		ps_stat_inc(PS_ST_REAPED);
 	ps_terminate(list);
+}
+
+/* What the program set on its socket before connect that shapes the
+ * connection itself (the key's option part), applied to a new socket. */
+static int apply_key_options(const struct ps_key *k, int s)
+{
+	int on = 1;
+	if (k->mark && ps_sys.setsockopt(s, SOL_SOCKET, SO_MARK, &k->mark, sizeof k->mark) < 0)
+		return -1;
+	if (k->device[0] &&
+	    ps_sys.setsockopt(s, SOL_SOCKET, SO_BINDTODEVICE, k->device, (socklen_t)strlen(k->device)) < 0)
+		return -1;
+	if (k->rcvbuf && ps_sys.setsockopt(s, SOL_SOCKET, SO_RCVBUF, &k->rcvbuf, sizeof k->rcvbuf) < 0)
+		return -1;
+	if (k->sndbuf && ps_sys.setsockopt(s, SOL_SOCKET, SO_SNDBUF, &k->sndbuf, sizeof k->sndbuf) < 0)
+		return -1;
+	if (k->v6only && ps_sys.setsockopt(s, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof on) < 0)
+		return -1;
+	if (k->local_family == AF_INET) {
+		struct sockaddr_in in = { .sin_family = AF_INET };
+		memcpy(&in.sin_addr, k->local_addr, 4);
+		return ps_sys.bind(s, (struct sockaddr *)&in, sizeof in);
+	}
+	if (k->local_family == AF_INET6) {
+		struct sockaddr_in6 in6 = { .sin6_family = AF_INET6 };
+		memcpy(&in6.sin6_addr, k->local_addr, 16);
+		return ps_sys.bind(s, (struct sockaddr *)&in6, sizeof in6);
+	}
+	return 0;
+}
+
+int ps_reconnect(struct ps_conn *c, int fd)
+{
+	int saved = errno;
+	int soerr = 0;
+	socklen_t slen = sizeof soerr;
+	uint64_t cookie;
+	if (!c->dest_len)
+		return -1;
+	int s = ps_sys.socket(c->domain, c->type | SOCK_NONBLOCK | SOCK_CLOEXEC, c->protocol);
+	if (s < 0)
+		return -1;
+	if (apply_key_options(&c->key, s) < 0)
+		goto fail;
+	for (int i = 0; i < c->n_opts; i++)
+		if (ps_sys.setsockopt(s, c->opts[i].level, c->opts[i].name, c->opts[i].value,
+				      c->opts[i].len) < 0)
+			goto fail;
+	if (ps_sys.connect(s, (struct sockaddr *)&c->dest, c->dest_len) < 0) {
+		struct pollfd p = { .fd = s, .events = POLLOUT };
+		/* bounded: a blocking program would have waited in connect() */
+		if (errno != EINPROGRESS || ps_sys.poll(&p, 1, 10000) != 1 ||
+		    ps_sys.getsockopt(s, SOL_SOCKET, SO_ERROR, &soerr, &slen) < 0 || soerr)
+			goto fail;
+	}
+	if ((!c->nonblock && ps_sys.fcntl(s, F_SETFL, 0) < 0) || ps_probe_cookie(s, &cookie) < 0 ||
+	    ps_sys.dup3(s, fd, c->cloexec ? O_CLOEXEC : 0) < 0)
+		goto fail;
+	ps_sys.close(s);
+	c->cookie = cookie;
+	c->reused = false;
+	c->reuse_count = 0;
+	c->created_ns = ps_now_ns();
+	struct ps_conn regs = { .n_epoll = c->n_epoll };
+	memcpy(regs.epoll, c->epoll, sizeof regs.epoll);
+	epoll_attach(c, &regs, fd);
+	ps_stat_inc(PS_ST_STALE_RETRIES);
+	log_decision("retry", c, "reconnected after a stale reuse");
+	errno = saved;
+	return 0;
+fail:
+	ps_sys.close(s);
+	errno = saved;
+	return -1;
 }

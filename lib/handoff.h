@@ -23,6 +23,11 @@ void ps_connected(struct ps_conn *c, int fd, const struct sockaddr *sa, socklen_
  * must make the real close. */
 int ps_checkin(struct ps_conn *c, int fd);
 
+/* Replaces the connection at fd (whose first write found it closed by the
+ * server) with a new connection to the same destination, with the same
+ * options and flags.  Returns 0, or -1 (fd untouched). */
+int ps_reconnect(struct ps_conn *c, int fd);
+
 /* Reaps expired idle connections now (normally done on every checkin). */
 void ps_reap_now(void);
 

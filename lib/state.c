@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/select.h>
 
@@ -67,6 +68,11 @@ int ps_state_init(void)
 		return -1;
 	ps_pool_init(&ps_g.pool, ps_config.max_idle_per_host, ps_config.max_idle);
 	ps_g.hidden_floor = hidden_floor(ps_config.max_idle);
+	struct ps_fork_page *page = ps_mem_alloc(4096);
+	if (page && madvise(page, 4096, MADV_WIPEONFORK) == 0) {
+		page->alive = 1;
+		ps_g.fork_page = page;
+	}
 	ps_g.ready = true;
 	return 0;
 }
@@ -270,6 +276,9 @@ void ps_fork_child(void)
 	lock_depth = 0;
 	if (!ps_g.ready)
 		return;
+	if (ps_g.fork_page)
+		ps_g.fork_page->alive = 1;
+	ps_reaper_forget();
 	ps_g.generation++;
 	ps_fd_foreach(close_hidden_in_child, NULL);
 	/* only this thread exists in the child: the lock is not needed */
@@ -279,4 +288,9 @@ void ps_fork_child(void)
 		ps_conn_free_locked(c);
 		c = next;
 	}
+}
+
+void ps_after_raw_fork(void)
+{
+	ps_fork_child();
 }

@@ -21,6 +21,12 @@
 
 struct ps_unsafe;
 
+/* A page the kernel zeroes in a child (MADV_WIPEONFORK): _Fork and raw
+ * clone skip the atfork handlers, so a zero here is how the child finds out. */
+struct ps_fork_page {
+	int alive;
+};
+
 struct ps_global {
 	pthread_mutex_t lock;
 	struct ps_pool pool;
@@ -32,6 +38,8 @@ struct ps_global {
 	int generation;             /* bumped in a forked child */
 	bool ready;
 	struct ps_conn *orphans;    /* records freed without the lock; lock-free push */
+	struct ps_fork_page *fork_page;
+	bool reaper;                /* start the reaper thread on the first checkin */
 };
 
 extern struct ps_global ps_g;
@@ -78,5 +86,22 @@ void ps_terminate(struct ps_conn *list);
 void ps_fork_prepare(void);
 void ps_fork_parent(void);
 void ps_fork_child(void);
+
+/* A child made without atfork handlers: reset as ps_fork_child does. */
+void ps_after_raw_fork(void);
+
+static inline void ps_check_fork(void)
+{
+	struct ps_fork_page *p = ps_g.fork_page;
+	if (__builtin_expect(p && !__atomic_load_n(&p->alive, __ATOMIC_RELAXED), 0))
+		ps_after_raw_fork();
+}
+
+/* The reaper: a thread, started on the first checkin (never in the
+ * constructor), that closes idle connections as they expire even when the
+ * program goes quiet.  It sleeps until the next expiry. */
+void ps_reaper_kick(void);
+/* In a forked child the thread is gone: the next kick starts a new one. */
+void ps_reaper_forget(void);
 
 #endif

@@ -2,6 +2,7 @@
 #include "sys.h"
 
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 static int raw_close(int fd) { return (int)syscall(SYS_close, fd); }
@@ -33,6 +34,22 @@ static int raw_connect(int fd, const struct sockaddr *sa, socklen_t len)
 static int raw_socket(int d, int t, int p) { return (int)syscall(SYS_socket, d, t, p); }
 static pid_t raw_getpid(void) { return (pid_t)syscall(SYS_getpid); }
 
+static int raw_poll(struct pollfd *fds, nfds_t n, int timeout_ms)
+{
+	struct timespec ts = { timeout_ms / 1000, (timeout_ms % 1000) * 1000000L };
+	return (int)syscall(SYS_ppoll, fds, n, timeout_ms < 0 ? NULL : &ts, NULL, 0);
+}
+
+static int raw_epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
+{
+	return (int)syscall(SYS_epoll_ctl, epfd, op, fd, ev);
+}
+
+static int raw_bind(int fd, const struct sockaddr *sa, socklen_t len)
+{
+	return (int)syscall(SYS_bind, fd, sa, len);
+}
+
 static const struct ps_sys defaults = {
 	.close = raw_close,
 	.dup3 = raw_dup3,
@@ -44,6 +61,9 @@ static const struct ps_sys defaults = {
 	.connect = raw_connect,
 	.socket = raw_socket,
 	.getpid = raw_getpid,
+	.poll = raw_poll,
+	.epoll_ctl = raw_epoll_ctl,
+	.bind = raw_bind,
 };
 
 struct ps_sys ps_sys = defaults;

@@ -6,6 +6,8 @@
 #ifndef POOLSHIM_SYS_H
 #define POOLSHIM_SYS_H
 
+#include <poll.h>
+#include <sys/epoll.h>
 #include <sys/types.h>
 #include <sys/socket.h>
 
@@ -20,6 +22,9 @@ struct ps_sys {
 	int (*connect)(int fd, const struct sockaddr *sa, socklen_t len);
 	int (*socket)(int domain, int type, int protocol);
 	pid_t (*getpid)(void);
+	int (*poll)(struct pollfd *fds, nfds_t n, int timeout_ms);
+	int (*epoll_ctl)(int epfd, int op, int fd, struct epoll_event *ev);
+	int (*bind)(int fd, const struct sockaddr *sa, socklen_t len);
 };
 
 extern struct ps_sys ps_sys;

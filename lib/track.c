@@ -6,8 +6,11 @@
 #include "log.h"
 #include "state.h"
 #include "sys.h"
+#include "handoff.h"
+#include "stats.h"
 
 #include <errno.h>
+#include <linux/close_range.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <string.h>
@@ -286,8 +289,18 @@ struct ps_conn *ps_io_begin(int fd, enum ps_io dir, const void *head, size_t hea
 	return c;
 }
 
-void ps_io_end(struct ps_conn *c, enum ps_io dir, ssize_t ret, size_t want, int err)
+int ps_io_end(struct ps_conn *c, int fd, enum ps_io dir, ssize_t ret, size_t want, int err)
 {
+	if (ret < 0 && dir == PS_IO_WRITE && (err == EPIPE || err == ECONNRESET) &&
+	    ps_io_first_reused_write(c)) {
+		c->retried = true;
+		int replaced = ps_reconnect(c, fd) == 0;
+		__atomic_fetch_sub(&c->inflight, 1, __ATOMIC_SEQ_CST);
+		if (replaced)
+			return 1;
+		ps_conn_add_taint(c, PS_T_IO_ERROR);
+		return 0;
+	}
 	if (ret < 0) {
 		if (err != EAGAIN && err != EWOULDBLOCK && err != EINTR)
 			ps_conn_add_taint(c, PS_T_IO_ERROR);
@@ -305,4 +318,84 @@ void ps_io_end(struct ps_conn *c, enum ps_io dir, ssize_t ret, size_t want, int 
 		__atomic_store_n(&c->last_io, dir, __ATOMIC_RELEASE);
 	}
 	__atomic_fetch_sub(&c->inflight, 1, __ATOMIC_SEQ_CST);
+	return 0;
+}
+
+void ps_track_epoll_ctl(struct ps_conn *c, int epfd, int op, const struct epoll_event *ev, int ret)
+{
+	if (ret < 0)
+		return;
+	int i = 0;
+	while (i < c->n_epoll && c->epoll[i].epfd != epfd)
+		i++;
+	switch (op) {
+	case EPOLL_CTL_ADD:
+	case EPOLL_CTL_MOD:
+		if (!ev)
+			return;
+		if (i == c->n_epoll) {
+			if (c->n_epoll == PS_MAX_EPOLL) {
+				ps_conn_add_taint(c, PS_T_UNTRACKABLE);
+				return;
+			}
+			c->n_epoll++;
+		}
+		c->epoll[i].epfd = epfd;
+		c->epoll[i].ev = *ev;
+		return;
+	case EPOLL_CTL_DEL:
+		if (i < c->n_epoll)
+			c->epoll[i] = c->epoll[--c->n_epoll];
+		return;
+	}
+}
+
+void ps_track_passed_fds(const struct msghdr *m)
+{
+	for (struct cmsghdr *cm = CMSG_FIRSTHDR(m); cm; cm = CMSG_NXTHDR((struct msghdr *)m, cm)) {
+		if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
+			continue;
+		size_t n = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		for (size_t i = 0; i < n; i++) {
+			int fd;
+			memcpy(&fd, CMSG_DATA(cm) + i * sizeof fd, sizeof fd);
+			struct ps_conn *c = ps_fd_get(fd);
+			if (c)
+				ps_conn_add_taint(c, PS_T_SHARED);
+		}
+	}
+}
+
+static void forget_in_range(int fd, struct ps_conn *c, void *arg)
+{
+	const unsigned *range = arg;
+	struct ps_conn *old;
+	if ((unsigned)fd < range[0] || (unsigned)fd > range[1])
+		return;
+	if (range[2] & CLOSE_RANGE_CLOEXEC) {
+		if (ps_conn_state(c) != PS_IDLE)
+			c->cloexec = true;
+		return;
+	}
+	if (ps_fd_swap(fd, NULL, &old) == 0)
+		ps_release_stale(old);
+}
+
+void ps_track_close_range(unsigned lo, unsigned hi, int flags)
+{
+	unsigned range[3] = { lo, hi, (unsigned)flags };
+	ps_fd_foreach(forget_in_range, range);
+}
+
+int ps_fd_pressure(int err)
+{
+	if ((err != EMFILE && err != ENFILE) || ps_lock() < 0)
+		return 0;
+	struct ps_conn *c = ps_pool_evict_lru(&ps_g.pool);
+	ps_unlock();
+	if (!c)
+		return 0;
+	ps_stat_inc(PS_ST_EVICTED);
+	ps_terminate(c);
+	return 1;
 }

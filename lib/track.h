@@ -35,12 +35,39 @@ void ps_track_nonblock(struct ps_conn *c, int on);
 void ps_track_cloexec(struct ps_conn *c, int on);
 void ps_track_taint(struct ps_conn *c, unsigned taint);
 
+/* epoll_ctl(epfd, op, fd, ev) on a tracked fd returned ret. */
+void ps_track_epoll_ctl(struct ps_conn *c, int epfd, int op, const struct epoll_event *ev, int ret);
+
+/* sendmsg with control data: descriptors passed with SCM_RIGHTS gain a
+ * reference in another process and are never pooled. */
+void ps_track_passed_fds(const struct msghdr *m);
+
+/* close_range(lo, hi, flags) / closefrom(lo) is about to run: forget the
+ * records it will close (hidden descriptors leave the pool). */
+void ps_track_close_range(unsigned lo, unsigned hi, int flags);
+
+/* A descriptor-creating call failed with err.  On EMFILE/ENFILE closes the
+ * least recently used idle connection and returns 1: retry the call once. */
+int ps_fd_pressure(int err);
+
 /* The I/O path shared by every read and write wrapper.  begin returns the
  * record to pass to end, or NULL when fd is not an active tracked connection
  * (then nothing is to be done).  head/head_len: the first bytes of a write
  * (protocol detection); want: bytes asked for. */
 struct ps_conn *ps_io_begin(int fd, enum ps_io dir, const void *head, size_t head_len);
-void ps_io_end(struct ps_conn *c, enum ps_io dir, ssize_t ret, size_t want, int err);
+
+/* Returns 1 when the call must be made again: the first write on a reused
+ * connection failed with EPIPE/ECONNRESET (the server closed it while idle,
+ * so nothing was delivered) and the shim has put a fresh connection to the
+ * same destination in place. */
+int ps_io_end(struct ps_conn *c, int fd, enum ps_io dir, ssize_t ret, size_t want, int err);
+
+/* This write is the first on a connection that came from the pool: it must
+ * not raise SIGPIPE before the shim can retry it. */
+static inline int ps_io_first_reused_write(struct ps_conn *c)
+{
+	return c->reused && !__atomic_load_n(&c->wrote, __ATOMIC_RELAXED) && !c->retried;
+}
 
 /* Protocol detection on a write's first bytes (exposed for unit tests). */
 int ps_looks_like_tls(const void *head, size_t len);

@@ -11,7 +11,10 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
+#include <stdio.h>
+#include <sys/epoll.h>
 #include <sys/ioctl.h>
+#include <unistd.h>
 
 /* newfd now refers to what oldfd refers to. */
 static int duplicated(int oldfd, int newfd)
@@ -117,4 +120,116 @@ int ioctl(int fd, unsigned long request, ...)
 			ps_track_taint(c, PS_T_UNTRACKABLE);
 	}
 	return r;
+}
+
+/* A FILE* closes its fd with glibc's internal close, which no hook sees:
+ * such a socket is never pooled, and its stale record is caught by the
+ * identity check when the number is reused. */
+FILE *fdopen(int fd, const char *mode)
+{
+	struct ps_conn *c = ps_fd_get(fd);
+	if (c)
+		ps_track_taint(c, PS_T_SHARED);
+	return real()->fdopen(fd, mode);
+}
+
+int close_range(unsigned int lo, unsigned int hi, int flags)
+{
+	if (!real()->close_range) {
+		errno = ENOSYS;
+		return -1;
+	}
+	int saved = errno;
+	ps_track_close_range(lo, hi, flags);
+	errno = saved;
+	return real()->close_range(lo, hi, flags);
+}
+
+void closefrom(int lo)
+{
+	if (lo < 0)
+		lo = 0;
+	int saved = errno;
+	ps_track_close_range((unsigned)lo, ~0u, 0);
+	errno = saved;
+	if (real()->closefrom)
+		real()->closefrom(lo);
+}
+
+int epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
+{
+	int r = real()->epoll_ctl(epfd, op, fd, ev);
+	struct ps_conn *c = ps_fd_get(fd);
+	if (c) {
+		int saved = errno;
+		ps_track_epoll_ctl(c, epfd, op, ev, r);
+		errno = saved;
+	}
+	return r;
+}
+
+/* ---- descriptor pressure: EMFILE/ENFILE closes one idle connection and
+ * the call is tried once more (HAZARDS.md 4) ---- */
+
+static int opened(int fd)
+{
+	if (fd >= 0 && ps_fd_get(fd)) {
+		int saved = errno;
+		ps_track_new_fd(fd);
+		errno = saved;
+	}
+	return fd;
+}
+
+static mode_t open_mode(int flags, va_list ap)
+{
+	return (flags & O_CREAT) || (flags & __O_TMPFILE) == __O_TMPFILE ? va_arg(ap, mode_t) : 0;
+}
+
+int open(const char *path, int flags, ...)
+{
+	va_list ap;
+	va_start(ap, flags);
+	mode_t mode = open_mode(flags, ap);
+	va_end(ap);
+	int fd = real()->open(path, flags, mode);
+	if (fd < 0 && ps_fd_pressure(errno))
+		fd = real()->open(path, flags, mode);
+	return opened(fd);
+}
+
+int open64(const char *path, int flags, ...)
+{
+	va_list ap;
+	va_start(ap, flags);
+	mode_t mode = open_mode(flags, ap);
+	va_end(ap);
+	int fd = real()->open64(path, flags, mode);
+	if (fd < 0 && ps_fd_pressure(errno))
+		fd = real()->open64(path, flags, mode);
+	return opened(fd);
+}
+
+int openat(int dirfd, const char *path, int flags, ...)
+{
+	va_list ap;
+	va_start(ap, flags);
+	mode_t mode = open_mode(flags, ap);
+	va_end(ap);
+	int fd = real()->openat(dirfd, path, flags, mode);
+	if (fd < 0 && ps_fd_pressure(errno))
+		fd = real()->openat(dirfd, path, flags, mode);
+	return opened(fd);
+}
+
+int openat64(int dirfd, const char *path, int flags, ...)
+{
+	va_list ap;
+	va_start(ap, flags);
+	mode_t mode = open_mode(flags, ap);
+	va_end(ap);
+	int fd = real()->openat64(dirfd, path, flags, mode);
+	if (fd < 0 && ps_fd_pressure(errno))
+		fd = real()->openat64(dirfd, path, flags, mode);
+	return opened(fd);
 }

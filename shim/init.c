@@ -33,6 +33,7 @@ static void init_once(void)
 		return;
 	}
 	pthread_atfork(ps_fork_prepare, ps_fork_parent, ps_fork_child);
+	ps_g.reaper = true;
 }
 
 void ps_shim_init(void) { pthread_once(&once, init_once); }

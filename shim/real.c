@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
+#include <sys/epoll.h>
 #include <unistd.h>
 
 struct ps_real ps_real_table;
@@ -19,10 +20,16 @@ int ps_real_ready;
 
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 
-static void *lookup(const char *name, void *ours)
+static void *lookup_optional(const char *name, void *ours)
 {
 	void *p = dlsym(RTLD_NEXT, name);
-	if (!p || p == ours) {
+	return p == ours ? NULL : p;
+}
+
+static void *lookup(const char *name, void *ours)
+{
+	void *p = lookup_optional(name, ours);
+	if (!p) {
 		static const char msg[] = "poolshim: cannot find the libc symbol ";
 		/* raw write: our own write() is not bound yet */
 		syscall(SYS_write, 2, msg, sizeof msg - 1);
@@ -66,6 +73,15 @@ static void bind_all(void)
 	BIND(read_chk, __read_chk);
 	BIND(recv_chk, __recv_chk);
 	BIND(recvfrom_chk, __recvfrom_chk);
+	BIND(fdopen, fdopen);
+	ps_real_table.close_range = lookup_optional("close_range", (void *)&close_range);
+	ps_real_table.closefrom = lookup_optional("closefrom", (void *)&closefrom);
+	BIND(epoll_ctl, epoll_ctl);
+	BIND(open, open);
+	BIND(open64, open64);
+	BIND(openat, openat);
+	BIND(openat64, openat64);
+	ps_real_table.fork = lookup("fork", NULL);
 	__atomic_store_n(&ps_real_ready, 1, __ATOMIC_RELEASE);
 }
 

@@ -3,6 +3,8 @@
 #ifndef POOLSHIM_REAL_H
 #define POOLSHIM_REAL_H
 
+#include <stdio.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/types.h>
 #include <sys/uio.h>
@@ -38,6 +40,15 @@ struct ps_real {
 	ssize_t (*read_chk)(int, void *, size_t, size_t);
 	ssize_t (*recv_chk)(int, void *, size_t, size_t, int);
 	ssize_t (*recvfrom_chk)(int, void *, size_t, size_t, int, struct sockaddr *, socklen_t *);
+	FILE *(*fdopen)(int, const char *);
+	int (*close_range)(unsigned int, unsigned int, int); /* optional: NULL if absent */
+	void (*closefrom)(int);                              /* optional */
+	int (*epoll_ctl)(int, int, int, struct epoll_event *);
+	int (*open)(const char *, int, ...);
+	int (*open64)(const char *, int, ...);
+	int (*openat)(int, const char *, int, ...);
+	int (*openat64)(int, const char *, int, ...);
+	pid_t (*fork)(void);
 };
 
 extern struct ps_real ps_real_table;

@@ -13,6 +13,8 @@ int socket(int domain, int type, int protocol)
 {
 	ps_shim_init();
 	int fd = real()->socket(domain, type, protocol);
+	if (fd < 0 && ps_fd_pressure(errno))
+		fd = real()->socket(domain, type, protocol);
 	if (fd >= 0) {
 		int saved = errno;
 		ps_track_socket(fd, domain, type, protocol);
@@ -68,10 +70,16 @@ static int accepted(int fd)
 
 int accept(int fd, struct sockaddr *sa, socklen_t *len)
 {
-	return accepted(real()->accept(fd, sa, len));
+	int r = real()->accept(fd, sa, len);
+	if (r < 0 && ps_fd_pressure(errno))
+		r = real()->accept(fd, sa, len);
+	return accepted(r);
 }
 
 int accept4(int fd, struct sockaddr *sa, socklen_t *len, int flags)
 {
-	return accepted(real()->accept4(fd, sa, len, flags));
+	int r = real()->accept4(fd, sa, len, flags);
+	if (r < 0 && ps_fd_pressure(errno))
+		r = real()->accept4(fd, sa, len, flags);
+	return accepted(r);
 }

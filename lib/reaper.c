@@ -1,0 +1,90 @@
+/* Owns the reaper thread.  It waits on reaper_cond with the pool lock, until
+ * the oldest idle connection expires, or (pool empty) until a checkin wakes
+ * it; each pass closes exactly what has expired, so its cost follows what
+ * expires, not the pool's size. */
+#include "clock.h"
+#include "config.h"
+#include "state.h"
+#include "stats.h"
+
+#include <pthread.h>
+#include <signal.h>
+#include <string.h>
+#include <time.h>
+
+static pthread_cond_t cond;
+static bool started;     /* under the pool lock */
+static bool waiting_empty; /* the thread sleeps until a checkin: under the pool lock */
+
+static void *reaper_main(void *arg)
+{
+	(void)arg;
+	ps_lock();
+	for (;;) {
+		uint64_t now = ps_now_ns();
+		struct ps_conn *list = ps_pool_reap(&ps_g.pool, now, ps_config.idle_timeout_ns);
+		if (list) {
+			ps_unlock();
+			for (struct ps_conn *c = list; c; c = c->free_next)
+				ps_stat_inc(PS_ST_REAPED);
+			ps_terminate(list);
+			ps_lock();
+			continue;
+		}
+		uint64_t next = ps_pool_next_expiry(&ps_g.pool, ps_config.idle_timeout_ns);
+		if (next == UINT64_MAX) {
+			waiting_empty = true;
+			pthread_cond_wait(&cond, &ps_g.lock);
+			waiting_empty = false;
+		} else {
+			/* the condvar runs on CLOCK_MONOTONIC, as ps_now_ns does */
+			uint64_t wait = next - now;
+			struct timespec ts;
+			clock_gettime(CLOCK_MONOTONIC, &ts);
+			uint64_t at = (uint64_t)ts.tv_sec * PS_NS_PER_SEC + (uint64_t)ts.tv_nsec + wait;
+			ts.tv_sec = (time_t)(at / PS_NS_PER_SEC);
+			ts.tv_nsec = (long)(at % PS_NS_PER_SEC);
+			pthread_cond_timedwait(&cond, &ps_g.lock, &ts);
+		}
+	}
+	return NULL;
+}
+
+static void start_locked(void)
+{
+	pthread_condattr_t ca;
+	pthread_attr_t attr;
+	sigset_t all, old;
+	pthread_t tid;
+
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&cond, &ca);
+	pthread_condattr_destroy(&ca);
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	pthread_attr_setstacksize(&attr, 64 * 1024);
+	/* the program's signals must never be delivered on our thread */
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	started = pthread_create(&tid, &attr, reaper_main, NULL) == 0;
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	pthread_attr_destroy(&attr);
+}
+
+void ps_reaper_kick(void)
+{
+	if (!ps_g.reaper || ps_lock() < 0)
+		return;
+	if (!started)
+		start_locked();
+	else if (waiting_empty)
+		pthread_cond_signal(&cond);
+	ps_unlock();
+}
+
+void ps_reaper_forget(void)
+{
+	started = false;
+	waiting_empty = false;
+}
