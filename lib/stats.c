@@ -45,3 +45,21 @@ int ps_stats_format(char *buf, size_t len)
 }
 
 void ps_stats_reset(void) { memset(ps_stats, 0, sizeof ps_stats); }
+
+int ps_stats_format_block(char *buf, size_t len, const char *prefix)
+{
+#define V(s) ((unsigned long long)ps_stat_get(s))
+	return snprintf(buf, len,
+		"%sconnects %llu: %llu reused from the pool, %llu new; %llu pooled at close, %llu refused\n"
+		"%srefused: pending bytes %llu, peer closed %llu, last I/O a write %llu, shared fd %llu, "
+		"state %llu, server speaks first %llu, TLS %llu, auth %llu, caps %llu, filtered %llu\n"
+		"%sidle: stale at checkout %llu, reaped %llu, evicted %llu, identity mismatches %llu, "
+		"stale-reuse retries %llu\n",
+		prefix, V(PS_ST_CONNECTS), V(PS_ST_HITS), V(PS_ST_MISSES), V(PS_ST_CHECKINS),
+		V(PS_ST_REFUSED), prefix, V(PS_ST_REFUSED_PENDING), V(PS_ST_REFUSED_PEER),
+		V(PS_ST_REFUSED_WRITE), V(PS_ST_REFUSED_SHARED), V(PS_ST_REFUSED_STATE),
+		V(PS_ST_REFUSED_SERVER_FIRST), V(PS_ST_REFUSED_TLS), V(PS_ST_REFUSED_AUTH),
+		V(PS_ST_REFUSED_CAPS), V(PS_ST_REFUSED_FILTER), prefix, V(PS_ST_STALE), V(PS_ST_REAPED),
+		V(PS_ST_EVICTED), V(PS_ST_IDENTITY), V(PS_ST_STALE_RETRIES));
+#undef V
+}

@@ -46,6 +46,10 @@ const char *ps_stat_name(enum ps_stat s);
 /* "key=value key=value ..." without newline; returns length like snprintf. */
 int ps_stats_format(char *buf, size_t len);
 
+/* The human-readable block POOLSHIM_STATS=1 prints to stderr: a few lines,
+ * each starting with prefix. */
+int ps_stats_format_block(char *buf, size_t len, const char *prefix);
+
 void ps_stats_reset(void);
 
 #endif

@@ -42,14 +42,14 @@ __attribute__((constructor)) static void poolshim_ctor(void) { ps_shim_init(); }
 
 static void write_stats(void)
 {
-	char line[2048];
-	int n = snprintf(line, sizeof line, "poolshim[%d] stats: ", (int)getpid());
-	n += ps_stats_format(line + n, sizeof line - (size_t)n - 1);
-	if (n > (int)sizeof line - 2)
-		n = (int)sizeof line - 2;
-	line[n++] = '\n';
+	char text[2048];
+	int n;
 	if (ps_config.stats == PS_STATS_STDERR) {
-		(void)ps_sys.write(2, line, (size_t)n);
+		char prefix[32];
+		snprintf(prefix, sizeof prefix, "poolshim[%d] ", (int)getpid());
+		n = ps_stats_format_block(text, sizeof text, prefix);
+		if (n > 0)
+			(void)ps_sys.write(ps_log_fd(), text, (size_t)n < sizeof text ? (size_t)n : sizeof text - 1);
 		return;
 	}
 	int fd = open(ps_config.stats_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
@@ -57,14 +57,13 @@ static void write_stats(void)
 		PS_LOG_WARN("cannot write POOLSHIM_STATS file %s", ps_config.stats_path);
 		return;
 	}
-	/* the file gets plain key=value with the pid, one line per process */
-	char rec[2048];
-	int m = snprintf(rec, sizeof rec, "pid=%d ", (int)getpid());
-	m += ps_stats_format(rec + m, sizeof rec - (size_t)m - 1);
-	if (m > (int)sizeof rec - 2)
-		m = (int)sizeof rec - 2;
-	rec[m++] = '\n';
-	(void)ps_sys.write(fd, rec, (size_t)m);
+	/* one line of key=value per process, appended with one write */
+	n = snprintf(text, sizeof text, "pid=%d ", (int)getpid());
+	n += ps_stats_format(text + n, sizeof text - (size_t)n - 1);
+	if (n > (int)sizeof text - 2)
+		n = (int)sizeof text - 2;
+	text[n++] = '\n';
+	(void)ps_sys.write(fd, text, (size_t)n);
 	ps_sys.close(fd);
 }
 
