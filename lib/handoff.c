@@ -142,7 +142,6 @@ int ps_checkout(struct ps_conn *fresh, int fd, const struct sockaddr *sa, sockle
 		ps_conn_add_taint(fresh, PS_T_FILTER);
 		return 0;
 	}
-	uint64_t now = ps_now_ns();
 	/* bounded: every pass removes one idle connection of this key */
 	for (unsigned tries = 0; tries <= ps_config.max_idle_per_host; tries++) {
 		if (ps_lock() < 0)
@@ -156,7 +155,9 @@ int ps_checkout(struct ps_conn *fresh, int fd, const struct sockaddr *sa, sockle
 		ps_unlock();
 		if (!c)
 			return 0;
-		if (expired(c, now)) {
+		/* read the clock after the take: another thread may have pooled c
+		 * after any earlier reading, and the ages below are unsigned */
+		if (expired(c, ps_now_ns())) {
 			ps_stat_inc(PS_ST_REAPED);
 			log_decision("checkout", c, "expired");
 			ps_terminate(c);
