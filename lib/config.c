@@ -173,9 +173,8 @@ static int parse_exclude(const char *entry, struct ps_exclude *e)
 	if (strlen(entry) >= sizeof buf || entry[0] == '\0')
 		return -1;
 	strcpy(buf, entry);
-	if (buf[0] == ':') {
+	if (buf[0] == ':' && buf[1] != ':') /* ":port"; "::1" is an address */
 		return parse_port(buf + 1, strlen(buf + 1), &e->port);
-	}
 	if (buf[0] == '[') {
 		char *end = strchr(buf, ']');
 		if (!end)
@@ -203,7 +202,7 @@ static int parse_exclude(const char *entry, struct ps_exclude *e)
 		return -1;
 	if (slash) {
 		uint64_t bits;
-		if (port || parse_uint(slash + 1, &bits) < 0 || (int)bits > e->prefix)
+		if (port || parse_uint(slash + 1, &bits) < 0 || bits > (uint64_t)e->prefix)
 			return -1;
 		e->prefix = (int)bits;
 	}
