@@ -61,6 +61,10 @@ struct ps_epoll_reg {
 struct ps_bucket;
 
 struct ps_conn {
+	/* the slab's free-list link: its own word, so a late write by a thread
+	 * that still held a pointer to a freed record cannot break the allocator */
+	void *slab_link;
+	uint32_t seq;         /* bumped at every allocation: tells incarnations apart */
 	int fd;               /* program's fd while fresh/active; hidden fd while idle */
 	int state;            /* enum ps_state; atomic */
 	unsigned taint;       /* enum ps_taint bits; atomic */
@@ -91,6 +95,12 @@ struct ps_conn {
 	struct ps_conn *lru_next, *lru_prev; /* global list, least recent first */
 	struct ps_conn *free_next;           /* free list / result lists */
 };
+
+/* Which incarnation of a type-stable record this is. */
+static inline uint32_t ps_conn_seq(struct ps_conn *c)
+{
+	return __atomic_load_n(&c->seq, __ATOMIC_ACQUIRE);
+}
 
 static inline unsigned ps_conn_taint(struct ps_conn *c)
 {

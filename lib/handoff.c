@@ -200,27 +200,36 @@ int ps_checkout(struct ps_conn *fresh, int fd, const struct sockaddr *sa, sockle
 	return 0;
 }
 
-void ps_connected(struct ps_conn *c, int fd, const struct sockaddr *sa, socklen_t len, int ret,
-		  int err)
+void ps_connected(struct ps_conn *c, uint32_t seq, int fd, const struct sockaddr *sa,
+		  socklen_t len, int ret, int err)
 {
 	struct ps_key k;
+	uint64_t cookie;
+	unsigned taint = 0;
 	/* EINTR: the handshake goes on in the background, as for EINPROGRESS */
 	if (ret < 0 && err != EINPROGRESS && err != EINTR)
 		return;
-	if (ps_fd_get(fd) != c)
+	if (build_key(c, sa, len, &k) < 0 || len > (socklen_t)sizeof c->dest)
+		taint |= PS_T_UNTRACKABLE;
+	if (ps_probe_cookie(fd, &cookie) < 0)
+		taint |= PS_T_UNTRACKABLE;
+	/* Under the lock, which frees and allocates records: c is still this
+	 * incarnation at this fd, or it is left alone. */
+	if (ps_lock() < 0)
 		return;
-	if (build_key(c, sa, len, &k) < 0 || len > (socklen_t)sizeof c->dest) {
-		ps_conn_add_taint(c, PS_T_UNTRACKABLE);
-	} else {
-		c->key = k;
-		memcpy(&c->dest, sa, len);
-		c->dest_len = len;
+	if (ps_fd_get(fd) == c && ps_conn_seq(c) == seq && ps_conn_state(c) == PS_FRESH) {
+		if (!taint) {
+			c->key = k;
+			memcpy(&c->dest, sa, len);
+			c->dest_len = len;
+		}
+		c->cookie = cookie;
+		c->created_ns = ps_now_ns();
+		ps_conn_add_taint(c, taint);
+		ps_conn_set_state(c, PS_ACTIVE);
+		ps_stat_inc(PS_ST_MISSES);
 	}
-	if (ps_probe_cookie(fd, &c->cookie) < 0)
-		ps_conn_add_taint(c, PS_T_UNTRACKABLE);
-	c->created_ns = ps_now_ns();
-	ps_stat_inc(PS_ST_MISSES);
-	ps_conn_set_state(c, PS_ACTIVE);
+	ps_unlock();
 }
 
 static enum ps_stat refusal(struct ps_conn *c, uint64_t now)

@@ -13,9 +13,12 @@
 int ps_checkout(struct ps_conn *fresh, int fd, const struct sockaddr *sa, socklen_t len,
 		int *nonblock);
 
-/* The real connect on a tracked fresh socket returned ret (errno err). */
-void ps_connected(struct ps_conn *c, int fd, const struct sockaddr *sa, socklen_t len, int ret,
-		  int err);
+/* The real connect on a tracked fresh socket returned ret (errno err).
+ * seq: ps_conn_seq(c) read before the connect; if the fd was closed and its
+ * record reused meanwhile (a signal handler, another thread), nothing is
+ * recorded, so a stale connect never labels another socket. */
+void ps_connected(struct ps_conn *c, uint32_t seq, int fd, const struct sockaddr *sa,
+		  socklen_t len, int ret, int err);
 
 /* close(fd) on a tracked fd.  Returns 1 when the shim has closed the
  * program's fd itself (close reports 0): the connection was pooled, or was

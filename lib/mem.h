@@ -9,7 +9,8 @@
 
 struct ps_slab {
 	size_t size;      /* object size */
-	void *free;       /* singly linked through the first word */
+	void *free;       /* singly linked through each object's first word, which
+			   * the object type reserves for it (ps_conn.slab_link) */
 	size_t allocated; /* objects handed out minus returned */
 };
 

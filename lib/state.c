@@ -96,11 +96,14 @@ struct ps_conn *ps_conn_alloc_locked(void)
 {
 	drain_orphans_locked();
 	struct ps_conn *c = ps_g.conn_slab.free;
-	/* inflight survives reuse: a stale reader may still be paired inc/dec */
+	/* inflight and seq survive reuse: a stale reader may still be paired
+	 * inc/dec, and seq must move on from the last incarnation */
 	int inflight = c ? __atomic_load_n(&c->inflight, __ATOMIC_ACQUIRE) : 0;
+	uint32_t seq = c ? __atomic_load_n(&c->seq, __ATOMIC_ACQUIRE) : 0;
 	c = ps_slab_alloc(&ps_g.conn_slab);
 	if (c) {
 		__atomic_store_n(&c->inflight, inflight, __ATOMIC_RELEASE);
+		__atomic_store_n(&c->seq, seq + 1, __ATOMIC_RELEASE);
 		c->fd = -1;
 		c->generation = ps_g.generation;
 	}

@@ -23,6 +23,7 @@ int connect(int fd, const struct sockaddr *sa, socklen_t len)
 		return real()->connect(fd, sa, len);
 	}
 	int nonblock = 0;
+	uint32_t seq = ps_conn_seq(c);
 	if (sa && ps_checkout(c, fd, sa, len, &nonblock)) {
 		/* as a fresh connect reports it: a non-blocking socket is
 		 * "in progress", and already writable with SO_ERROR 0 */
@@ -33,7 +34,7 @@ int connect(int fd, const struct sockaddr *sa, socklen_t len)
 	int r = real()->connect(fd, sa, len);
 	int err = errno;
 	if (sa)
-		ps_connected(c, fd, sa, len, r, err);
+		ps_connected(c, seq, fd, sa, len, r, err);
 	errno = err;
 	return r;
 }
