@@ -58,6 +58,11 @@ struct ps_epoll_reg {
 
 #define PS_MAX_EPOLL 4
 
+/* A request sent on a reused connection is kept until the first byte of
+ * the reply arrives: if the server had closed the idle connection, the
+ * shim resends it on a fresh one (what HTTP clients do on a stale reuse). */
+#define PS_REPLAY_MAX 8192
+
 struct ps_bucket;
 
 struct ps_conn {
@@ -86,6 +91,10 @@ struct ps_conn {
 	int n_epoll;
 	struct ps_epoll_reg epoll[PS_MAX_EPOLL];
 	bool retried;         /* a stale-reuse retry was made in this use */
+	bool got_data;        /* a read returned bytes in this use */
+	bool replay_overflow; /* this use sent more than the replay buffer holds */
+	uint32_t replay_len;  /* bytes sent in this use of a reused connection... */
+	uint8_t replay[PS_REPLAY_MAX]; /* ...kept until the first reply byte */
 	socklen_t dest_len;   /* the destination, for the stale-reuse reconnect */
 	struct sockaddr_storage dest;
 

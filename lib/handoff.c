@@ -115,6 +115,9 @@ static int adopt(struct ps_conn *c, struct ps_conn *fresh, int fd)
 	c->cloexec = fresh->cloexec;
 	c->reused = true;
 	c->retried = false;
+	c->got_data = false;
+	c->replay_overflow = false;
+	c->replay_len = 0;
 	c->reuse_count++;
 	c->wrote = false;
 	__atomic_store_n(&c->last_io, PS_IO_NONE, __ATOMIC_RELAXED);

@@ -14,6 +14,11 @@ static ssize_t raw_recv(int fd, void *buf, size_t len, int flags)
 	return syscall(SYS_recvfrom, fd, buf, len, flags, NULL, NULL);
 }
 
+static ssize_t raw_send(int fd, const void *buf, size_t len, int flags)
+{
+	return syscall(SYS_sendto, fd, buf, len, flags, NULL, 0);
+}
+
 static int raw_getsockopt(int fd, int level, int name, void *val, socklen_t *len)
 {
 	return (int)syscall(SYS_getsockopt, fd, level, name, val, len);
@@ -55,6 +60,7 @@ static const struct ps_sys defaults = {
 	.dup3 = raw_dup3,
 	.fcntl = raw_fcntl,
 	.recv = raw_recv,
+	.send = raw_send,
 	.getsockopt = raw_getsockopt,
 	.setsockopt = raw_setsockopt,
 	.write = raw_write,

@@ -16,6 +16,7 @@ struct ps_sys {
 	int (*dup3)(int oldfd, int newfd, int flags);
 	int (*fcntl)(int fd, int cmd, long arg);
 	ssize_t (*recv)(int fd, void *buf, size_t len, int flags);
+	ssize_t (*send)(int fd, const void *buf, size_t len, int flags);
 	int (*getsockopt)(int fd, int level, int name, void *val, socklen_t *len);
 	int (*setsockopt)(int fd, int level, int name, const void *val, socklen_t len);
 	ssize_t (*write)(int fd, const void *buf, size_t len);

@@ -13,6 +13,7 @@
 #include <linux/close_range.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <string.h>
 #include <strings.h>
 
@@ -289,12 +290,59 @@ struct ps_conn *ps_io_begin(int fd, enum ps_io dir, const void *head, size_t hea
 	return c;
 }
 
+void ps_io_sent(struct ps_conn *c, const struct iovec *iov, size_t iovcnt, size_t bytes)
+{
+	for (size_t i = 0; i < iovcnt && bytes; i++) {
+		size_t n = iov[i].iov_len < bytes ? iov[i].iov_len : bytes;
+		if (n > PS_REPLAY_MAX - c->replay_len) {
+			c->replay_overflow = true;
+			return;
+		}
+		memcpy(c->replay + c->replay_len, iov[i].iov_base, n);
+		c->replay_len += (uint32_t)n;
+		bytes -= n;
+	}
+}
+
+/* The server closed a reused connection before our first word, or before
+ * any reply to it: nothing of this use reached the program's peer. */
+static bool stale_reuse(struct ps_conn *c, enum ps_io dir, ssize_t ret, size_t want, int err)
+{
+	if (!c->reused || c->retried)
+		return false;
+	if (dir == PS_IO_WRITE)
+		return ret < 0 && (err == EPIPE || err == ECONNRESET) && !c->wrote;
+	if (dir == PS_IO_READ)
+		return !c->got_data && !c->replay_overflow &&
+		       ((ret == 0 && want > 0) || (ret < 0 && err == ECONNRESET));
+	return false;
+}
+
+/* Sends the kept request on the replacement connection. */
+static int resend(struct ps_conn *c, int fd)
+{
+	for (uint32_t off = 0; off < c->replay_len;) {
+		ssize_t n = ps_sys.send(fd, c->replay + off, c->replay_len - off, MSG_NOSIGNAL);
+		if (n < 0 && errno == EAGAIN) {
+			struct pollfd p = { .fd = fd, .events = POLLOUT };
+			if (ps_sys.poll(&p, 1, 10000) != 1)
+				return -1;
+			continue;
+		}
+		if (n <= 0)
+			return -1;
+		off += (uint32_t)n;
+	}
+	return 0;
+}
+
 int ps_io_end(struct ps_conn *c, int fd, enum ps_io dir, ssize_t ret, size_t want, int err)
 {
-	if (ret < 0 && dir == PS_IO_WRITE && (err == EPIPE || err == ECONNRESET) &&
-	    ps_io_first_reused_write(c)) {
+	if (stale_reuse(c, dir, ret, want, err)) {
 		c->retried = true;
-		int replaced = ps_reconnect(c, fd) == 0;
+		int saved = errno;
+		int replaced = ps_reconnect(c, fd) == 0 && resend(c, fd) == 0;
+		errno = saved;
 		__atomic_fetch_sub(&c->inflight, 1, __ATOMIC_SEQ_CST);
 		if (replaced)
 			return 1;
@@ -312,6 +360,7 @@ int ps_io_end(struct ps_conn *c, int fd, enum ps_io dir, ssize_t ret, size_t wan
 			 * server speaks first and a reused connection would never greet */
 			if (!__atomic_load_n(&c->wrote, __ATOMIC_RELAXED) && !c->reused)
 				mark_unsafe(c, PS_T_SERVER_FIRST);
+			c->got_data = true;
 		} else {
 			__atomic_store_n(&c->wrote, true, __ATOMIC_RELAXED);
 		}

@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <sys/socket.h>
 #include <sys/types.h>
+#include <sys/uio.h>
 
 /* socket() returned fd: track it if it is a kind the pool may hold. */
 void ps_track_socket(int fd, int domain, int type, int protocol);
@@ -56,11 +57,21 @@ int ps_fd_pressure(int err);
  * (protocol detection); want: bytes asked for. */
 struct ps_conn *ps_io_begin(int fd, enum ps_io dir, const void *head, size_t head_len);
 
-/* Returns 1 when the call must be made again: the first write on a reused
- * connection failed with EPIPE/ECONNRESET (the server closed it while idle,
- * so nothing was delivered) and the shim has put a fresh connection to the
- * same destination in place. */
+/* Returns 1 when the call must be made again: the server had closed a
+ * reused connection while it was idle, and the shim has put a fresh
+ * connection to the same destination in place.  That is known when the
+ * first write fails with EPIPE/ECONNRESET (nothing was delivered), or when
+ * the first read ends (EOF, ECONNRESET) before any reply byte: then what was
+ * sent is resent first, as HTTP clients do after a stale reuse. */
 int ps_io_end(struct ps_conn *c, int fd, enum ps_io dir, ssize_t ret, size_t want, int err);
+
+/* Bytes a write sent while ps_io_keeps_replay(c): call before ps_io_end. */
+void ps_io_sent(struct ps_conn *c, const struct iovec *iov, size_t iovcnt, size_t bytes);
+
+static inline int ps_io_keeps_replay(struct ps_conn *c)
+{
+	return c->reused && !c->got_data && !c->replay_overflow;
+}
 
 /* This write is the first on a connection that came from the pool: it must
  * not raise SIGPIPE before the shim can retry it. */

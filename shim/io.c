@@ -1,8 +1,9 @@
 /* The write and read families.  Each wrapper only describes its call as an
  * op; one send path and one receive path do the rest: look the fd up
  * (untracked: straight to libc), make the call, report it to lib/track.c,
- * and on the first write of a reused connection, retry once on a fresh
- * connection if the server had closed the idle one (HAZARDS.md: stale reuse). */
+ * and when the server had closed a reused connection while it was idle,
+ * make the call once more on the fresh connection the shim put in its place
+ * (DESIGN.md 5, stale reuse race). */
 #include "hooks.h"
 #include "real.h"
 
@@ -84,6 +85,25 @@ static const struct msghdr *op_msg(const struct op *o)
 	return (o->vec && o->vlen) ? &o->vec[0].msg_hdr : NULL;
 }
 
+/* What a send op sent, as an iovec list (sendmmsg: no replay). */
+static size_t op_iov(const struct op *o, struct iovec *one, const struct iovec **iov)
+{
+	if (o->vec)
+		return 0;
+	if (o->msg) {
+		*iov = o->msg->msg_iov;
+		return o->msg->msg_iovlen;
+	}
+	if (o->iov) {
+		*iov = o->iov;
+		return o->iovcnt > 0 ? (size_t)o->iovcnt : 0;
+	}
+	one->iov_base = o->buf;
+	one->iov_len = o->len;
+	*iov = one;
+	return 1;
+}
+
 /* Bytes asked for, and the first bytes of a write (protocol detection). */
 static size_t op_want(const struct op *o, const void **head, size_t *head_len)
 {
@@ -123,6 +143,15 @@ static ssize_t tracked_send(const struct op *o)
 		if (!c)
 			return r;
 		int saved = errno;
+		if (r > 0 && ps_io_keeps_replay(c)) {
+			struct iovec one;
+			const struct iovec *iov = NULL;
+			size_t n = op_iov(o, &one, &iov);
+			if (n)
+				ps_io_sent(c, iov, n, (size_t)r);
+			else
+				c->replay_overflow = true;
+		}
 		int retry = ps_io_end(c, o->fd, PS_IO_WRITE, r, want, saved);
 		errno = saved;
 		if (retry && attempt == 0)
@@ -143,14 +172,17 @@ static ssize_t tracked_recv(const struct op *o)
 	const void *head;
 	size_t head_len, want = op_want(o, &head, &head_len);
 	enum ps_io dir = (o->flags & MSG_PEEK) ? PS_IO_PEEK : PS_IO_READ;
-	struct ps_conn *c = ps_io_begin(o->fd, dir, NULL, 0);
-	ssize_t r = call(o, 0);
-	if (c) {
+	for (int attempt = 0;; attempt++) {
+		struct ps_conn *c = ps_io_begin(o->fd, dir, NULL, 0);
+		ssize_t r = call(o, 0);
+		if (!c)
+			return r;
 		int saved = errno;
-		ps_io_end(c, o->fd, dir, r, want, saved);
+		int retry = ps_io_end(c, o->fd, dir, r, want, saved);
 		errno = saved;
+		if (!retry || attempt > 0)
+			return r;
 	}
-	return r;
 }
 
 /* ---- send side ---- */
