@@ -209,6 +209,12 @@ static int parse_exclude(const char *entry, struct ps_exclude *e)
 	return 0;
 }
 
+/* "localhost" or "localhost:port" */
+static bool is_localhost(const char *entry)
+{
+	return strncmp(entry, "localhost", 9) == 0 && (entry[9] == '\0' || entry[9] == ':');
+}
+
 static int get_excludes(ps_env_lookup get, struct ps_config *c)
 {
 	const char *v = get(PS_ENV_EXCLUDE);
@@ -225,6 +231,16 @@ static int get_excludes(ps_env_lookup get, struct ps_config *c)
 		if (parse_exclude(entry, &c->excludes[c->n_excludes]) < 0)
 			goto bad;
 		c->n_excludes++;
+		if (is_localhost(entry)) {
+			/* the name covers the whole loopback range and ::1 */
+			if (c->n_excludes == PS_MAX_EXCLUDES)
+				goto bad;
+			struct ps_exclude *v4 = &c->excludes[c->n_excludes - 1];
+			struct ps_exclude *v6 = &c->excludes[c->n_excludes++];
+			v4->prefix = 8;
+			*v6 = (struct ps_exclude){ .family = AF_INET6, .prefix = 128, .port = v4->port };
+			v6->addr[15] = 1;
+		}
 		if (p[len] == '\0')
 			return 0;
 		p += len + 1;

@@ -35,7 +35,8 @@ int ps_stats_format(char *buf, size_t len)
 {
 	size_t off = 0;
 	for (int i = 0; i < PS_ST_COUNT; i++) {
-		int n = snprintf(buf + off, off < len ? len - off : 0, "%s%s=%llu", i ? " " : "",
+		/* past the end, keep counting the length as snprintf does */
+		int n = snprintf(off < len ? buf + off : NULL, off < len ? len - off : 0, "%s%s=%llu", i ? " " : "",
 				 names[i], (unsigned long long)ps_stat_get((enum ps_stat)i));
 		if (n < 0)
 			return n;

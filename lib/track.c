@@ -36,6 +36,8 @@ static bool poolable_kind(int domain, int type, int protocol)
 void ps_track_socket(int fd, int domain, int type, int protocol)
 {
 	struct ps_conn *c, *old;
+	if (ps_g.ready)
+		ps_check_fork();
 	if (!ps_g.ready || ps_config.disable || !poolable_kind(domain, type, protocol)) {
 		ps_track_new_fd(fd);
 		return;

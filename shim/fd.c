@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/close_range.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <sys/epoll.h>
@@ -139,9 +140,14 @@ int close_range(unsigned int lo, unsigned int hi, int flags)
 		errno = ENOSYS;
 		return -1;
 	}
-	int saved = errno;
-	ps_track_close_range(lo, hi, flags);
-	errno = saved;
+	/* Forget first (another thread may reuse a number the moment it is
+	 * closed), but only for a call that will close: bad arguments fail
+	 * with EINVAL and the hidden descriptors must stay known. */
+	if (lo <= hi && !(flags & ~(CLOSE_RANGE_UNSHARE | CLOSE_RANGE_CLOEXEC))) {
+		int saved = errno;
+		ps_track_close_range(lo, hi, flags);
+		errno = saved;
+	}
 	return real()->close_range(lo, hi, flags);
 }
 

@@ -391,14 +391,29 @@ Test(config, exclude_bare_ipv6)
 	cr_assert(allows4("127.0.0.1", 80));
 }
 
-Test(config, exclude_localhost_is_ipv4_loopback)
+/* "localhost" means every loopback address: 127.0.0.0/8 and ::1. */
+Test(config, exclude_localhost_is_all_loopback)
 {
 	exclude("localhost");
-	cr_assert_eq(cfg.n_excludes, 1);
+	cr_assert_eq(cfg.n_excludes, 2);
 	cr_assert_not(allows4("127.0.0.1", 80));
 	cr_assert_not(allows4("127.0.0.1", 9999));
-	cr_assert(allows4("127.0.0.2", 80));
+	cr_assert_not(allows4("127.0.0.2", 80));
+	cr_assert_not(allows4("127.255.255.254", 80));
 	cr_assert_not(allows6("::ffff:127.0.0.1", 80));
+	cr_assert_not(allows6("::1", 80));
+	cr_assert(allows4("128.0.0.1", 80));
+	cr_assert(allows6("::2", 80));
+}
+
+Test(config, exclude_localhost_with_port)
+{
+	exclude("localhost:6379");
+	cr_assert_eq(cfg.n_excludes, 2);
+	cr_assert_not(allows4("127.0.0.3", 6379));
+	cr_assert_not(allows6("::1", 6379));
+	cr_assert(allows4("127.0.0.3", 80));
+	cr_assert(allows6("::1", 80));
 }
 
 Test(config, exclude_bare_ipv6_other_forms)
@@ -414,7 +429,7 @@ Test(config, exclude_bare_ipv6_other_forms)
 Test(config, exclude_full_list)
 {
 	exclude("10.0.0.0/8,127.0.0.1:8080,:6379,[::1]:443,::1,localhost");
-	cr_assert_eq(cfg.n_excludes, 6);
+	cr_assert_eq(cfg.n_excludes, 7); /* localhost is two entries */
 	cr_assert_not(allows4("10.0.0.1", 1));
 	cr_assert_not(allows4("127.0.0.1", 1), "localhost");
 	cr_assert_not(allows4("192.0.2.1", 6379));
