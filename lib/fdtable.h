@@ -44,6 +44,14 @@ static inline struct ps_conn *ps_fd_get(int fd)
 	return __atomic_load_n(&ch->slot[fd & (PS_FD_CHUNK - 1)], __ATOMIC_ACQUIRE);
 }
 
+/* The record for fd as the program's own descriptor: NULL for untracked
+ * fds and for the shim's hidden twins (which the program never asked for). */
+static inline struct ps_conn *ps_fd_program(int fd)
+{
+	struct ps_conn *c = ps_fd_get(fd);
+	return c && __atomic_load_n(&c->fd, __ATOMIC_RELAXED) == fd ? c : NULL;
+}
+
 /* Stores c at fd, returning what was there in *old.  Returns -1 (EBADF past
  * the table, ENOMEM) if the fd cannot be tracked. */
 int ps_fd_swap(int fd, struct ps_conn *c, struct ps_conn **old);

@@ -105,6 +105,7 @@ struct ps_conn *ps_conn_alloc_locked(void)
 		__atomic_store_n(&c->inflight, inflight, __ATOMIC_RELEASE);
 		__atomic_store_n(&c->seq, seq + 1, __ATOMIC_RELEASE);
 		c->fd = -1;
+		c->hidden = -1;
 		c->generation = ps_g.generation;
 	}
 	return c;
@@ -194,27 +195,44 @@ void ps_unsafe_add(const struct ps_key *k)
 	ps_unlock();
 }
 
-void ps_release_stale(struct ps_conn *old)
+void ps_close_hidden(struct ps_conn *c)
+{
+	int h = c->hidden;
+	if (h < 0)
+		return;
+	c->hidden = -1;
+	ps_fd_cas(h, c, NULL);
+	if (ps_probe_same(h, c->cookie))
+		ps_sys.close(h);
+	else
+		ps_stat_inc(PS_ST_IDENTITY);
+}
+
+void ps_release_stale(struct ps_conn *old, int number)
 {
 	if (!old)
 		return;
-	if (ps_lock() < 0) {
-		/* Only a non-idle record can be freed without the lock's help. */
-		if (ps_conn_state(old) != PS_IDLE)
-			ps_conn_free(old);
+	bool locked = ps_lock() == 0;
+	int st = ps_conn_state(old);
+	if (number == old->hidden) {
+		old->hidden = -1;
+		ps_stat_inc(PS_ST_IDENTITY);
+		/* idle without a bucket: a checkout or terminate owns it and
+		 * will find the cookie changed */
+		if (locked && st == PS_IDLE && old->bucket) {
+			ps_pool_remove(&ps_g.pool, old);
+			ps_conn_free_locked(old);
+		}
+	} else if (number == old->fd && st != PS_IDLE) {
+		old->fd = -1;
+		if (locked)
+			ps_unlock();
+		ps_close_hidden(old);
+		ps_conn_free(old);
 		return;
 	}
-	int st = ps_conn_state(old);
-	if (st == PS_IDLE && old->bucket) {
-		ps_pool_remove(&ps_g.pool, old);
-		ps_stat_inc(PS_ST_IDENTITY);
-		ps_conn_free_locked(old);
-	} else if (st != PS_IDLE) {
-		ps_conn_free_locked(old);
-	}
-	/* IDLE without a bucket: a checkout or terminate owns it and will find
-	 * the cookie changed. */
-	ps_unlock();
+	if (locked)
+		ps_unlock();
 }
 
 void ps_terminate(struct ps_conn *list)
@@ -222,11 +240,7 @@ void ps_terminate(struct ps_conn *list)
 	while (list) {
 		struct ps_conn *c = list;
 		list = c->free_next;
-		ps_fd_cas(c->fd, c, NULL);
-		if (ps_probe_same(c->fd, c->cookie))
-			ps_sys.close(c->fd);
-		else
-			ps_stat_inc(PS_ST_IDENTITY);
+		ps_close_hidden(c);
 		ps_conn_free(c);
 	}
 }
@@ -262,11 +276,9 @@ void ps_fork_parent(void)
 static void close_hidden_in_child(int fd, struct ps_conn *c, void *arg)
 {
 	(void)arg;
-	if (ps_conn_state(c) == PS_IDLE) {
+	if (fd == c->hidden) {
 		/* the parent keeps its copy: closing ours sends no FIN */
-		if (ps_probe_same(fd, c->cookie))
-			ps_sys.close(fd);
-		ps_fd_cas(fd, c, NULL);
+		ps_close_hidden(c);
 	} else {
 		ps_conn_add_taint(c, PS_T_SHARED);
 	}

@@ -63,14 +63,14 @@ void ps_track_socket(int fd, int domain, int type, int protocol)
 		ps_conn_free(c);
 		return;
 	}
-	ps_release_stale(old);
+	ps_release_stale(old, fd);
 }
 
 void ps_track_new_fd(int fd)
 {
 	struct ps_conn *old;
 	if (ps_fd_get(fd) && ps_fd_swap(fd, NULL, &old) == 0)
-		ps_release_stale(old);
+		ps_release_stale(old, fd);
 }
 
 void ps_track_drop(int fd)
@@ -81,6 +81,12 @@ void ps_track_drop(int fd)
 void ps_track_taint(struct ps_conn *c, unsigned taint)
 {
 	ps_conn_add_taint(c, taint);
+}
+
+void ps_track_unhooked_close(struct ps_conn *c)
+{
+	ps_conn_add_taint(c, PS_T_SHARED);
+	ps_close_hidden(c);
 }
 
 void ps_track_nonblock(struct ps_conn *c, int on) { c->nonblock = on != 0; }
@@ -279,7 +285,7 @@ struct ps_conn *ps_io_begin(int fd, enum ps_io dir, const void *head, size_t hea
 		return NULL;
 	__atomic_fetch_add(&c->inflight, 1, __ATOMIC_SEQ_CST);
 	/* Dekker with checkin: it clears the slot, then reads inflight. */
-	if (ps_fd_get(fd) != c || ps_conn_state(c) != PS_ACTIVE) {
+	if (ps_fd_get(fd) != c || c->fd != fd || ps_conn_state(c) != PS_ACTIVE) {
 		__atomic_fetch_sub(&c->inflight, 1, __ATOMIC_SEQ_CST);
 		return NULL;
 	}
@@ -424,12 +430,12 @@ static void forget_in_range(int fd, struct ps_conn *c, void *arg)
 	if ((unsigned)fd < range[0] || (unsigned)fd > range[1])
 		return;
 	if (range[2] & CLOSE_RANGE_CLOEXEC) {
-		if (ps_conn_state(c) != PS_IDLE)
+		if (fd == c->fd)
 			c->cloexec = true;
 		return;
 	}
 	if (ps_fd_swap(fd, NULL, &old) == 0)
-		ps_release_stale(old);
+		ps_release_stale(old, fd);
 }
 
 void ps_track_close_range(unsigned lo, unsigned hi, int flags)

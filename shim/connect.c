@@ -11,7 +11,7 @@
 
 int connect(int fd, const struct sockaddr *sa, socklen_t len)
 {
-	struct ps_conn *c = ps_fd_get(fd);
+	struct ps_conn *c = ps_fd_program(fd);
 	if (!c)
 		return real()->connect(fd, sa, len);
 	int saved = errno;

@@ -58,7 +58,7 @@ int dup3(int oldfd, int newfd, int flags)
 
 static int tracked_fcntl(int (*fn)(int, int, ...), int fd, int cmd, unsigned long arg)
 {
-	struct ps_conn *c = ps_fd_get(fd);
+	struct ps_conn *c = ps_fd_program(fd);
 	int r = fn(fd, cmd, arg);
 	if (!c || r < 0)
 		return r;
@@ -113,7 +113,7 @@ int ioctl(int fd, unsigned long request, ...)
 	void *arg = va_arg(ap, void *);
 	va_end(ap);
 	int r = real()->ioctl(fd, request, arg);
-	struct ps_conn *c = ps_fd_get(fd);
+	struct ps_conn *c = ps_fd_program(fd);
 	if (c && r == 0 && arg) {
 		if (request == FIONBIO)
 			ps_track_nonblock(c, *(int *)arg);
@@ -124,13 +124,14 @@ int ioctl(int fd, unsigned long request, ...)
 }
 
 /* A FILE* closes its fd with glibc's internal close, which no hook sees:
- * such a socket is never pooled, and its stale record is caught by the
- * identity check when the number is reused. */
+ * such a socket is never pooled, its hidden twin goes now (so fclose really
+ * ends the connection), and its stale record is caught by the identity check
+ * when the number is reused. */
 FILE *fdopen(int fd, const char *mode)
 {
-	struct ps_conn *c = ps_fd_get(fd);
+	struct ps_conn *c = ps_fd_program(fd);
 	if (c)
-		ps_track_taint(c, PS_T_SHARED);
+		ps_track_unhooked_close(c);
 	return real()->fdopen(fd, mode);
 }
 
@@ -165,7 +166,7 @@ void closefrom(int lo)
 int epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
 {
 	int r = real()->epoll_ctl(epfd, op, fd, ev);
-	struct ps_conn *c = ps_fd_get(fd);
+	struct ps_conn *c = ps_fd_program(fd);
 	if (c) {
 		int saved = errno;
 		ps_track_epoll_ctl(c, epfd, op, ev, r);

@@ -1,6 +1,7 @@
-/* The write and read families.  Each wrapper only describes its call as an
- * op; one send path and one receive path do the rest: look the fd up
- * (untracked: straight to libc), make the call, report it to lib/track.c,
+/* The write and read families.  Each wrapper looks the fd up (untracked:
+ * straight to libc, nothing else) and otherwise describes its call as an
+ * op; one send path and one receive path do the rest: make the call, report
+ * it to lib/track.c,
  * and when the server had closed a reused connection while it was idle,
  * make the call once more on the fresh connection the shim put in its place
  * (DESIGN.md 5, stale reuse race). */
@@ -124,16 +125,18 @@ static size_t op_want(const struct op *o, const void **head, size_t *head_len)
 	return o->len;
 }
 
-static ssize_t tracked_send(const struct op *o)
+/* Descriptors passed with SCM_RIGHTS, whatever socket carries them. */
+static void passing(const struct msghdr *m)
 {
-	const struct msghdr *m = op_msg(o);
 	if (m && m->msg_controllen) {
 		int saved = errno;
 		ps_track_passed_fds(m);
 		errno = saved;
 	}
-	if (!ps_fd_get(o->fd))
-		return call(o, 0);
+}
+
+static ssize_t tracked_send(const struct op *o)
+{
 	const void *head;
 	size_t head_len, want = op_want(o, &head, &head_len);
 	for (int attempt = 0;; attempt++) {
@@ -167,8 +170,6 @@ static ssize_t tracked_send(const struct op *o)
 
 static ssize_t tracked_recv(const struct op *o)
 {
-	if (!ps_fd_get(o->fd))
-		return call(o, 0);
 	const void *head;
 	size_t head_len, want = op_want(o, &head, &head_len);
 	enum ps_io dir = (o->flags & MSG_PEEK) ? PS_IO_PEEK : PS_IO_READ;
@@ -189,6 +190,8 @@ static ssize_t tracked_recv(const struct op *o)
 
 ssize_t write(int fd, const void *buf, size_t n)
 {
+	if (!ps_fd_get(fd))
+		return real()->write(fd, buf, n);
 	return tracked_send(&(struct op){ .kind = OP_WRITE, .fd = fd, .buf = (void *)buf, .len = n });
 }
 
@@ -196,11 +199,15 @@ ssize_t __write(int fd, const void *buf, size_t n) { return write(fd, buf, n); }
 
 ssize_t writev(int fd, const struct iovec *iov, int n)
 {
+	if (!ps_fd_get(fd))
+		return real()->writev(fd, iov, n);
 	return tracked_send(&(struct op){ .kind = OP_WRITEV, .fd = fd, .iov = iov, .iovcnt = n });
 }
 
 ssize_t send(int fd, const void *buf, size_t n, int flags)
 {
+	if (!ps_fd_get(fd))
+		return real()->send(fd, buf, n, flags);
 	return tracked_send(&(struct op){
 		.kind = OP_SEND, .fd = fd, .buf = (void *)buf, .len = n, .flags = flags });
 }
@@ -210,18 +217,27 @@ ssize_t __send(int fd, const void *buf, size_t n, int flags) { return send(fd, b
 ssize_t sendto(int fd, const void *buf, size_t n, int flags, const struct sockaddr *sa,
 	       socklen_t salen)
 {
+	if (!ps_fd_get(fd))
+		return real()->sendto(fd, buf, n, flags, sa, salen);
 	return tracked_send(&(struct op){ .kind = OP_SENDTO, .fd = fd, .buf = (void *)buf, .len = n,
 					  .flags = flags, .sa = (struct sockaddr *)sa, .salen = salen });
 }
 
 ssize_t sendmsg(int fd, const struct msghdr *m, int flags)
 {
+	passing(m);
+	if (!ps_fd_get(fd))
+		return real()->sendmsg(fd, m, flags);
 	return tracked_send(&(struct op){
 		.kind = OP_SENDMSG, .fd = fd, .msg = (struct msghdr *)m, .flags = flags });
 }
 
 int sendmmsg(int fd, struct mmsghdr *v, unsigned int n, int flags)
 {
+	for (unsigned i = 0; v && i < n; i++)
+		passing(&v[i].msg_hdr);
+	if (!ps_fd_get(fd))
+		return real()->sendmmsg(fd, v, n, flags);
 	return (int)tracked_send(&(struct op){
 		.kind = OP_SENDMMSG, .fd = fd, .vec = v, .vlen = n, .flags = flags });
 }
@@ -230,6 +246,8 @@ int sendmmsg(int fd, struct mmsghdr *v, unsigned int n, int flags)
 
 ssize_t read(int fd, void *buf, size_t n)
 {
+	if (!ps_fd_get(fd))
+		return real()->read(fd, buf, n);
 	return tracked_recv(&(struct op){ .kind = OP_READ, .fd = fd, .buf = buf, .len = n });
 }
 
@@ -237,28 +255,38 @@ ssize_t __read(int fd, void *buf, size_t n) { return read(fd, buf, n); }
 
 ssize_t readv(int fd, const struct iovec *iov, int n)
 {
+	if (!ps_fd_get(fd))
+		return real()->readv(fd, iov, n);
 	return tracked_recv(&(struct op){ .kind = OP_READV, .fd = fd, .iov = iov, .iovcnt = n });
 }
 
 ssize_t recv(int fd, void *buf, size_t n, int flags)
 {
+	if (!ps_fd_get(fd))
+		return real()->recv(fd, buf, n, flags);
 	return tracked_recv(&(struct op){ .kind = OP_RECV, .fd = fd, .buf = buf, .len = n,
 					  .flags = flags });
 }
 
 ssize_t recvfrom(int fd, void *buf, size_t n, int flags, struct sockaddr *sa, socklen_t *salen)
 {
+	if (!ps_fd_get(fd))
+		return real()->recvfrom(fd, buf, n, flags, sa, salen);
 	return tracked_recv(&(struct op){ .kind = OP_RECVFROM, .fd = fd, .buf = buf, .len = n,
 					  .flags = flags, .sa = sa, .salenp = salen });
 }
 
 ssize_t recvmsg(int fd, struct msghdr *m, int flags)
 {
+	if (!ps_fd_get(fd))
+		return real()->recvmsg(fd, m, flags);
 	return tracked_recv(&(struct op){ .kind = OP_RECVMSG, .fd = fd, .msg = m, .flags = flags });
 }
 
 int recvmmsg(int fd, struct mmsghdr *v, unsigned int n, int flags, struct timespec *timeout)
 {
+	if (!ps_fd_get(fd))
+		return real()->recvmmsg(fd, v, n, flags, timeout);
 	return (int)tracked_recv(&(struct op){ .kind = OP_RECVMMSG, .fd = fd, .vec = v, .vlen = n,
 					       .flags = flags, .timeout = timeout });
 }
@@ -267,12 +295,16 @@ int recvmmsg(int fd, struct mmsghdr *v, unsigned int n, int flags, struct timesp
 
 ssize_t __read_chk(int fd, void *buf, size_t n, size_t buflen)
 {
+	if (!ps_fd_get(fd))
+		return real()->read_chk(fd, buf, n, buflen);
 	return tracked_recv(&(struct op){
 		.kind = OP_READ_CHK, .fd = fd, .buf = buf, .len = n, .buflen = buflen });
 }
 
 ssize_t __recv_chk(int fd, void *buf, size_t n, size_t buflen, int flags)
 {
+	if (!ps_fd_get(fd))
+		return real()->recv_chk(fd, buf, n, buflen, flags);
 	return tracked_recv(&(struct op){ .kind = OP_RECV_CHK, .fd = fd, .buf = buf, .len = n,
 					  .buflen = buflen, .flags = flags });
 }
@@ -280,6 +312,8 @@ ssize_t __recv_chk(int fd, void *buf, size_t n, size_t buflen, int flags)
 ssize_t __recvfrom_chk(int fd, void *buf, size_t n, size_t buflen, int flags,
 		       struct sockaddr *sa, socklen_t *salen)
 {
+	if (!ps_fd_get(fd))
+		return real()->recvfrom_chk(fd, buf, n, buflen, flags, sa, salen);
 	return tracked_recv(&(struct op){ .kind = OP_RECVFROM_CHK, .fd = fd, .buf = buf, .len = n,
 					  .buflen = buflen, .flags = flags, .sa = sa,
 					  .salenp = salen });

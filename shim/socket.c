@@ -26,7 +26,7 @@ int socket(int domain, int type, int protocol)
 int bind(int fd, const struct sockaddr *sa, socklen_t len)
 {
 	int r = real()->bind(fd, sa, len);
-	struct ps_conn *c = ps_fd_get(fd);
+	struct ps_conn *c = ps_fd_program(fd);
 	if (c) {
 		int saved = errno;
 		ps_track_bind(c, sa, len, r);
@@ -37,7 +37,7 @@ int bind(int fd, const struct sockaddr *sa, socklen_t len)
 
 int setsockopt(int fd, int level, int name, const void *val, socklen_t len)
 {
-	struct ps_conn *c = ps_fd_get(fd);
+	struct ps_conn *c = ps_fd_program(fd);
 	if (!c)
 		return real()->setsockopt(fd, level, name, val, len);
 	int saved = errno;
@@ -52,7 +52,7 @@ int setsockopt(int fd, int level, int name, const void *val, socklen_t len)
 
 int shutdown(int fd, int how)
 {
-	struct ps_conn *c = ps_fd_get(fd);
+	struct ps_conn *c = ps_fd_program(fd);
 	if (c)
 		ps_track_shutdown(c, 0);
 	return real()->shutdown(fd, how);

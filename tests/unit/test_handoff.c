@@ -262,7 +262,7 @@ static int only_hidden_fd(void)
 {
 	cr_assert_eq(ps_g.pool.total, 1);
 	cr_assert_not_null(ps_g.pool.lru);
-	return ps_g.pool.lru->fd;
+	return ps_g.pool.lru->hidden;
 }
 
 #define STAT(s) ps_stat_get(PS_ST_##s)
@@ -317,10 +317,18 @@ Test(handoff, checkout_reuses_the_same_server_socket)
 	no_pending_accept();
 	cr_assert_eq(STAT(HITS), 1);
 	cr_assert_eq(ps_g.pool.total, 0);
-	assert_fd_closed(hidden);
 	struct ps_conn *c = ps_fd_get(fd);
 	cr_assert_not_null(c);
 	cr_assert_eq(c->fd, fd, "the program keeps its fd number");
+	/* the hidden twin stays, on the same socket, still close-on-exec */
+	uint64_t cookie_fd, cookie_twin;
+	cr_assert_eq(c->hidden, hidden);
+	cr_assert_eq(ps_fd_get(hidden), c);
+	cr_assert_null(ps_fd_program(hidden), "a twin is not the program's descriptor");
+	cr_assert_eq(ps_probe_cookie(fd, &cookie_fd), 0);
+	cr_assert_eq(ps_probe_cookie(hidden, &cookie_twin), 0);
+	cr_assert_eq(cookie_fd, cookie_twin);
+	cr_assert(fcntl(hidden, F_GETFD) & FD_CLOEXEC);
 	cr_assert(c->reused);
 	cr_assert_eq(c->reuse_count, 1);
 	cr_assert_eq(ps_conn_state(c), PS_ACTIVE);
@@ -333,6 +341,8 @@ Test(handoff, checkout_reuses_the_same_server_socket)
 	cr_assert_eq(STAT(MISSES), 1);
 	cr_assert_eq(STAT(CONNECTS), 2);
 	cr_assert_eq(ps_g.pool.total, 1);
+	cr_assert_eq(only_hidden_fd(), hidden, "the second checkin reuses the twin, no new dup");
+	assert_fd_closed(fd);
 }
 
 Test(handoff, many_cycles_use_one_connection)
@@ -1166,7 +1176,7 @@ Test(handoff, close_range_over_hidden_fds_forgets_them_and_spares_new_files)
 	cr_assert_eq(w_close(a), 0);
 	cr_assert_eq(w_close(b), 0);
 	cr_assert_eq(ps_g.pool.total, 2);
-	int h1 = ps_g.pool.lru->fd, h2 = ps_g.pool.lru->lru_next->fd;
+	int h1 = ps_g.pool.lru->hidden, h2 = ps_g.pool.lru->lru_next->hidden;
 	unsigned lo = (unsigned)ps_g.hidden_floor;
 	/* shim/fd.c close_range(): forget, then the real call */
 	ps_track_close_range(lo, ~0u, 0);
