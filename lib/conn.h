@@ -23,7 +23,7 @@ enum ps_taint {
 	PS_T_SHARED = 1u << 0,       /* dup, fdopen, fork, SCM_RIGHTS: other references */
 	PS_T_SHUTDOWN = 1u << 1,
 	PS_T_IO_ERROR = 1u << 2,
-	PS_T_PEER_CLOSED = 1u << 3,  /* a read returned 0 */
+	PS_T_PEER_CLOSED = 1u << 3,  /* a read returned 0, or the request asked the server to close */
 	PS_T_OPTION = 1u << 4,       /* an option the shim cannot carry or reset */
 	PS_T_BOUND = 1u << 5,        /* bound to a port, or to something a key cannot hold */
 	PS_T_SERVER_FIRST = 1u << 6,

@@ -87,5 +87,6 @@ static inline int ps_io_first_reused_write(struct ps_conn *c)
 /* Protocol detection on a write's first bytes (exposed for unit tests). */
 int ps_looks_like_tls(const void *head, size_t len);
 int ps_has_connection_auth(const void *head, size_t len);
+int ps_asks_server_to_close(const void *head, size_t len);
 
 #endif

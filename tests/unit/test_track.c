@@ -476,3 +476,30 @@ Test(tracking, only_the_first_write_of_a_reused_connection_may_retry)
 	cr_assert_eq(c->inflight, 0);
 	close(fd);
 }
+
+#define REQ(s) s, sizeof s - 1
+
+Test(track, connection_close_request_is_detected)
+{
+	cr_assert(ps_asks_server_to_close(REQ("GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")));
+	cr_assert(ps_asks_server_to_close(REQ("GET / HTTP/1.1\r\nconnection:  Upgrade, CLOSE\r\n\r\n")));
+	cr_assert_not(ps_asks_server_to_close(REQ("GET / HTTP/1.1\r\nConnection: keep-alive\r\n\r\n")));
+	cr_assert_not(ps_asks_server_to_close(REQ("GET / HTTP/1.1\r\nHost: a\r\n\r\n")));
+	/* a header value elsewhere in the text is not a header line */
+	cr_assert_not(ps_asks_server_to_close(REQ("GET /?q=x-Connection:%20close HTTP/1.1\r\n\r\n")));
+}
+
+Test(track, http10_request_without_keepalive_is_detected)
+{
+	cr_assert(ps_asks_server_to_close(REQ("GET / HTTP/1.0\r\nHost: a\r\n\r\n")));
+	cr_assert(ps_asks_server_to_close(REQ("GET / HTTP/1.0\n\n")));
+	cr_assert_not(ps_asks_server_to_close(REQ("GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n")));
+	cr_assert_not(ps_asks_server_to_close(REQ("REQ token\n")));
+	cr_assert_not(ps_asks_server_to_close(REQ("HTTP/1.0")));
+}
+
+Test(track, auth_header_must_start_a_line)
+{
+	cr_assert_not(ps_has_connection_auth(REQ("GET /x?Authorization:%20NTLM HTTP/1.1\r\n\r\n")));
+	cr_assert(ps_has_connection_auth(REQ("GET / HTTP/1.1\r\nAuthorization: NTLM abc\r\n\r\n")));
+}
