@@ -71,9 +71,7 @@ struct ps_conn {
 	void *slab_link;
 	uint32_t seq;         /* bumped at every allocation: tells incarnations apart */
 	int fd;               /* the program's fd while fresh/active; -1 while idle */
-	int hidden;           /* the shim's close-on-exec twin of the socket, or -1: kept
-			       * while the connection is active too, so that pooling it
-			       * at close costs no dup (DESIGN.md 8) */
+	int hidden;           /* the pool's close-on-exec copy while idle, else -1 */
 	int state;            /* enum ps_state; atomic */
 	unsigned taint;       /* enum ps_taint bits; atomic */
 	int inflight;         /* threads inside an I/O call; atomic; never reset (type-stable) */

@@ -45,7 +45,8 @@ static inline struct ps_conn *ps_fd_get(int fd)
 }
 
 /* The record for fd as the program's own descriptor: NULL for untracked
- * fds and for the shim's hidden twins (which the program never asked for). */
+ * fds and for the shim's hidden descriptors (which the program never asked
+ * for, but may reach with a close-everything loop). */
 static inline struct ps_conn *ps_fd_program(int fd)
 {
 	struct ps_conn *c = ps_fd_get(fd);

@@ -3,10 +3,11 @@
  *   checkin:  not tainted, last I/O a read, caps, same cookie, peek == EAGAIN,
  *             no other thread inside a call on it;
  *   checkout: not expired, same cookie, peek == EAGAIN.
- * The pool holds a connection on its hidden twin (an F_DUPFD_CLOEXEC copy
- * placed high).  Checkout dup3s the twin over the program's fd and keeps the
- * twin, so the next checkin only proves it and lets the program's close go
- * through: a pooled cycle costs the five proof and handover calls, not seven.
+ * The pool holds a connection on a hidden descriptor (an F_DUPFD_CLOEXEC
+ * copy placed high), closed again as soon as checkout has put the connection
+ * on the program's fd.  Keeping it open while the program uses the connection
+ * would save two syscalls per cycle, but a close the shim cannot see (a raw
+ * syscall) would then leave the connection open behind the program's back.
  * Pool lock: held only to take/put/reap; proofs and closes run without it. */
 #include "handoff.h"
 #include "clock.h"
@@ -100,8 +101,7 @@ static void epoll_attach(struct ps_conn *c, const struct ps_conn *from, int fd)
 	c->n_epoll = n;
 }
 
-/* Puts idle connection c in place of the program's fresh socket at fd; the
- * hidden twin stays. */
+/* Puts idle connection c in place of the program's fresh socket at fd. */
 static int adopt(struct ps_conn *c, struct ps_conn *fresh, int fd)
 {
 	if (c->nonblock != fresh->nonblock) {
@@ -113,6 +113,10 @@ static int adopt(struct ps_conn *c, struct ps_conn *fresh, int fd)
 		return -1;
 	if (ps_sys.dup3(c->hidden, fd, fresh->cloexec ? O_CLOEXEC : 0) < 0)
 		return -1;
+	int hidden = c->hidden;
+	c->hidden = -1;
+	ps_fd_cas(hidden, c, NULL);
+	ps_sys.close(hidden);
 	epoll_attach(c, fresh, fd);
 	c->fd = fd;
 	c->cloexec = fresh->cloexec;
@@ -281,7 +285,7 @@ static int refuse(struct ps_conn *c, enum ps_stat why, int closed)
 	return closed;
 }
 
-/* The program closed the number of one of our hidden twins itself. */
+/* The program closed the number of one of our hidden descriptors itself. */
 static void forget_hidden(struct ps_conn *c)
 {
 	if (ps_lock() < 0)
@@ -294,9 +298,9 @@ static void forget_hidden(struct ps_conn *c)
 	ps_unlock();
 }
 
-/* First checkin of a connection from a real connect: prove the program's
- * fd and make the twin. */
-static enum ps_stat make_twin(struct ps_conn *c, int fd)
+/* Proves the program's fd (same socket, quiet, alive) and hides a copy of
+ * it; returns 0, or why the connection is refused. */
+static enum ps_stat hide(struct ps_conn *c, int fd)
 {
 	if (!ps_probe_same(fd, c->cookie)) {
 		ps_stat_inc(PS_ST_IDENTITY);
@@ -325,25 +329,6 @@ static enum ps_stat make_twin(struct ps_conn *c, int fd)
 	return 0;
 }
 
-/* Later checkins: the twin already holds the connection.  The proof is on
- * the program's fd, because only it can show that the program did not close
- * the connection behind our back (a raw close, a FILE*): then the number
- * holds something else, and the twin must go so the connection really ends,
- * as it would have without the shim.  The twin itself is proved at the next
- * checkout, before any use. */
-static enum ps_stat prove_twin(struct ps_conn *c, int fd)
-{
-	if (!ps_probe_same(fd, c->cookie)) {
-		ps_stat_inc(PS_ST_IDENTITY);
-		return PS_ST_REFUSED_STATE;
-	}
-	enum ps_health h = ps_probe_health(fd);
-	if (h != PS_HEALTHY)
-		return h == PS_UNREAD ? PS_ST_REFUSED_PENDING : PS_ST_REFUSED_PEER;
-	epoll_detach(c, fd);
-	return 0;
-}
-
 int ps_checkin(struct ps_conn *c, int fd)
 {
 	ps_check_fork();
@@ -364,7 +349,7 @@ int ps_checkin(struct ps_conn *c, int fd)
 	uint64_t now = ps_now_ns();
 	enum ps_stat why = refusal(c, now);
 	if (!why)
-		why = c->hidden < 0 ? make_twin(c, fd) : prove_twin(c, fd);
+		why = hide(c, fd);
 	if (why)
 		return refuse(c, why, 0);
 	ps_sys.close(fd);
@@ -472,7 +457,6 @@ int ps_reconnect(struct ps_conn *c, int fd)
 	    ps_sys.dup3(s, fd, c->cloexec ? O_CLOEXEC : 0) < 0)
 		goto fail;
 	ps_sys.close(s);
-	ps_close_hidden(c); /* the twin holds the dead connection */
 	c->cookie = cookie;
 	c->reused = false;
 	c->reuse_count = 0;

@@ -77,16 +77,16 @@ void ps_unsafe_add(const struct ps_key *k);
 /* A table slot for number was taken from record old (the number was closed
  * behind the shim's back and reused, or is being closed now): forget what
  * old held there without touching that descriptor.  A stale program fd
- * frees the record (closing its hidden twin); a stale hidden fd only loses
- * the twin, and an idle connection leaves the pool. */
+ * frees the record; a stale hidden fd takes an idle connection out of the
+ * pool. */
 void ps_release_stale(struct ps_conn *old, int number);
 
-/* Closes c's hidden twin if it still holds c's socket, and forgets it. */
+/* Closes c's hidden descriptor if it still holds c's socket, and forgets it. */
 void ps_close_hidden(struct ps_conn *c);
 
 /* Closes and forgets connections the caller owns (taken from the pool or
- * claimed from the program), each twin only if it still holds the same
- * socket. */
+ * claimed from the program), each hidden descriptor only if it still holds
+ * the same socket. */
 void ps_terminate(struct ps_conn *list);
 
 /* Fork handling: called around fork() by the shim's atfork handlers. */

@@ -37,7 +37,7 @@ void ps_track_cloexec(struct ps_conn *c, int on);
 void ps_track_taint(struct ps_conn *c, unsigned taint);
 
 /* The program will close fd in a way no hook sees (fdopen'd FILE*): never
- * pool it, and drop its hidden twin so that close really ends it. */
+ * pool it. */
 void ps_track_unhooked_close(struct ps_conn *c);
 
 /* epoll_ctl(epfd, op, fd, ev) on a tracked fd returned ret. */

@@ -124,9 +124,8 @@ int ioctl(int fd, unsigned long request, ...)
 }
 
 /* A FILE* closes its fd with glibc's internal close, which no hook sees:
- * such a socket is never pooled, its hidden twin goes now (so fclose really
- * ends the connection), and its stale record is caught by the identity check
- * when the number is reused. */
+ * such a socket is never pooled, and its stale record is caught by the
+ * identity check when the number is reused. */
 FILE *fdopen(int fd, const char *mode)
 {
 	struct ps_conn *c = ps_fd_program(fd);
