@@ -241,6 +241,8 @@ void ps_connected(struct ps_conn *c, uint32_t seq, int fd, const struct sockaddr
 		ps_stat_inc(PS_ST_MISSES);
 	}
 	ps_unlock();
+	if (!taint)
+		ps_reaper_start();
 }
 
 static enum ps_stat refusal(struct ps_conn *c, uint64_t now)
@@ -307,6 +309,12 @@ static enum ps_stat hide(struct ps_conn *c, int fd)
 		return PS_ST_REFUSED_STATE;
 	}
 	enum ps_health h = ps_probe_health(fd);
+	if (h == PS_UNREAD) {
+		/* the program closed in the middle of an answer: whatever is
+		 * still on its way could reach the next user of any connection
+		 * to this destination that is pooled too early */
+		ps_unsafe_add(&c->key);
+	}
 	if (h != PS_HEALTHY)
 		return h == PS_UNREAD ? PS_ST_REFUSED_PENDING : PS_ST_REFUSED_PEER;
 	epoll_detach(c, fd);

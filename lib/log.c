@@ -9,15 +9,29 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 int ps_log_level = PS_LOG_WARN;
 static int log_fd = 2;
+static dev_t log_dev; /* identity of a log file, checked before each line */
+static ino_t log_ino;
 
-void ps_log_set_fd(int fd) { log_fd = fd; }
-int ps_log_fd(void) { return log_fd; }
+static int sink(void);
+
+void ps_log_set_fd(int fd)
+{
+	struct stat st;
+	log_fd = fd;
+	if (fd != 2 && fstat(fd, &st) == 0) {
+		log_dev = st.st_dev;
+		log_ino = st.st_ino;
+	}
+}
 
 static const char *const names[] = { "off", "error", "warn", "info", "debug" };
+
+int ps_log_fd(void) { return sink(); }
 
 int ps_log_parse_level(const char *s)
 {
@@ -37,8 +51,25 @@ int ps_log_open_file(const char *path, int fd_floor)
 		ps_sys.close(fd);
 		fd = high;
 	}
+	struct stat st;
+	if (fstat(fd, &st) < 0) {
+		ps_sys.close(fd);
+		return -1;
+	}
+	log_dev = st.st_dev;
+	log_ino = st.st_ino;
 	log_fd = fd;
 	return 0;
+}
+
+/* The program may have closed our log file's number (closefrom) and got it
+ * back for a file of its own: never write a log line into that. */
+static int sink(void)
+{
+	struct stat st;
+	if (log_fd != 2 && (fstat(log_fd, &st) < 0 || st.st_dev != log_dev || st.st_ino != log_ino))
+		log_fd = 2;
+	return log_fd;
 }
 
 void ps_log_write(int level, const char *func, const char *fmt, ...)
@@ -56,7 +87,7 @@ void ps_log_write(int level, const char *func, const char *fmt, ...)
 		n = (int)sizeof line - 2;
 	if (n > 0) {
 		line[n++] = '\n';
-		(void)ps_sys.write(log_fd, line, (size_t)n);
+		(void)ps_sys.write(sink(), line, (size_t)n);
 	}
 	errno = saved;
 }

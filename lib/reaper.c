@@ -1,4 +1,6 @@
-/* Owns the reaper thread.  It waits on reaper_cond with the pool lock, until
+/* Owns the reaper thread, started by the first real connect of a poolable
+ * connection (the program's own flow, not a close() that may run in a
+ * signal handler).  It waits on cond with the pool lock, until
  * the oldest idle connection expires, or (pool empty) until a checkin wakes
  * it; each pass closes exactly what has expired, so its cost follows what
  * expires, not the pool's size. */
@@ -67,18 +69,28 @@ static void start_locked(void)
 	/* the program's signals must never be delivered on our thread */
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
-	started = pthread_create(&tid, &attr, reaper_main, NULL) == 0;
+	__atomic_store_n(&started, pthread_create(&tid, &attr, reaper_main, NULL) == 0,
+			 __ATOMIC_RELAXED);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	pthread_attr_destroy(&attr);
 }
 
-void ps_reaper_kick(void)
+void ps_reaper_start(void)
 {
-	if (!ps_g.reaper || ps_lock() < 0)
+	if (!ps_g.reaper || __atomic_load_n(&started, __ATOMIC_RELAXED) || ps_lock() < 0)
 		return;
 	if (!started)
 		start_locked();
-	else if (waiting_empty)
+	ps_unlock();
+}
+
+void ps_reaper_kick(void)
+{
+	/* no thread is ever started from here: close() may run in a signal
+	 * handler, and creating a thread allocates */
+	if (!ps_g.reaper || ps_lock() < 0)
+		return;
+	if (started && waiting_empty)
 		pthread_cond_signal(&cond);
 	ps_unlock();
 }

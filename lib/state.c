@@ -208,7 +208,7 @@ void ps_close_hidden(struct ps_conn *c)
 		ps_stat_inc(PS_ST_IDENTITY);
 }
 
-void ps_release_stale(struct ps_conn *old, int number)
+static void release(struct ps_conn *old, int number, bool stale)
 {
 	if (!old)
 		return;
@@ -216,7 +216,8 @@ void ps_release_stale(struct ps_conn *old, int number)
 	int st = ps_conn_state(old);
 	if (number == old->hidden) {
 		old->hidden = -1;
-		ps_stat_inc(PS_ST_IDENTITY);
+		if (stale)
+			ps_stat_inc(PS_ST_IDENTITY);
 		/* idle without a bucket: a checkout or terminate owns it and
 		 * will find the cookie changed */
 		if (locked && st == PS_IDLE && old->bucket) {
@@ -234,6 +235,9 @@ void ps_release_stale(struct ps_conn *old, int number)
 	if (locked)
 		ps_unlock();
 }
+
+void ps_release_stale(struct ps_conn *old, int number) { release(old, number, true); }
+void ps_release_closing(struct ps_conn *old, int number) { release(old, number, false); }
 
 void ps_terminate(struct ps_conn *list)
 {
@@ -305,7 +309,37 @@ void ps_fork_child(void)
 	}
 }
 
+static void abandon_in_raw_child(int fd, struct ps_conn *c, void *arg)
+{
+	(void)arg;
+	/* an idle record's hidden fd and cookie do not change while it is
+	 * idle, so they are safe to read even if a list update was cut short */
+	if (fd == c->hidden && ps_probe_same(fd, c->cookie))
+		ps_sys.close(fd); /* the parent keeps its copy: no FIN */
+}
+
+/* _Fork and raw clone run no atfork handler, so the parent's other threads
+ * may have been anywhere, the lock held and a pool list or slab half
+ * updated.  The child believes none of it: it closes its copies of the
+ * hidden descriptors through the fd table (lock-free, one slot at a time),
+ * then starts over with an empty table, pool and record slab.  The old
+ * records are abandoned; their program fds are simply no longer tracked. */
 void ps_after_raw_fork(void)
 {
-	ps_fork_child();
+	pthread_mutex_t fresh = PTHREAD_MUTEX_INITIALIZER;
+	struct ps_slab conns = PS_SLAB_INIT(struct ps_conn);
+	struct ps_slab unsafe = PS_SLAB_INIT(struct ps_unsafe);
+	memcpy(&ps_g.lock, &fresh, sizeof fresh);
+	lock_depth = 0;
+	ps_fd_foreach(abandon_in_raw_child, NULL);
+	ps_fdtable_clear();
+	ps_pool_init(&ps_g.pool, ps_config.max_idle_per_host, ps_config.max_idle);
+	ps_g.conn_slab = conns;
+	ps_g.unsafe_slab = unsafe;
+	ps_g.unsafe = NULL;
+	ps_g.n_unsafe = 0;
+	ps_g.orphans = NULL;
+	ps_g.generation++;
+	ps_reaper_forget();
+	ps_g.fork_page->alive = 1;
 }

@@ -81,6 +81,10 @@ void ps_unsafe_add(const struct ps_key *k);
  * pool. */
 void ps_release_stale(struct ps_conn *old, int number);
 
+/* The same for a number a hooked call is closing right now (dup2 onto it,
+ * close_range): not an identity mismatch, only bookkeeping. */
+void ps_release_closing(struct ps_conn *old, int number);
+
 /* Closes c's hidden descriptor if it still holds c's socket, and forgets it. */
 void ps_close_hidden(struct ps_conn *c);
 
@@ -104,9 +108,11 @@ static inline void ps_check_fork(void)
 		ps_after_raw_fork();
 }
 
-/* The reaper: a thread, started on the first checkin (never in the
- * constructor), that closes idle connections as they expire even when the
- * program goes quiet.  It sleeps until the next expiry. */
+/* The reaper: a thread that closes idle connections as they expire even
+ * when the program goes quiet; it sleeps until the next expiry.  Started by
+ * the first real connect of a poolable connection (never in the
+ * constructor); a checkin wakes it when the pool was empty. */
+void ps_reaper_start(void);
 void ps_reaper_kick(void);
 /* In a forked child the thread is gone: the next kick starts a new one. */
 void ps_reaper_forget(void);

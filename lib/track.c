@@ -75,7 +75,9 @@ void ps_track_new_fd(int fd)
 
 void ps_track_drop(int fd)
 {
-	ps_track_new_fd(fd);
+	struct ps_conn *old;
+	if (ps_fd_get(fd) && ps_fd_swap(fd, NULL, &old) == 0)
+		ps_release_closing(old, fd);
 }
 
 void ps_track_taint(struct ps_conn *c, unsigned taint)
@@ -477,7 +479,7 @@ static void forget_in_range(int fd, struct ps_conn *c, void *arg)
 		return;
 	}
 	if (ps_fd_swap(fd, NULL, &old) == 0)
-		ps_release_stale(old, fd);
+		ps_release_closing(old, fd);
 }
 
 void ps_track_close_range(unsigned lo, unsigned hi, int flags)

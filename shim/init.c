@@ -10,6 +10,7 @@
 #include "sys.h"
 
 #include <fcntl.h>
+#include <stdbool.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,11 +25,15 @@ static void init_once(void)
 {
 	ps_real_bind();
 	ps_config_parse(&ps_config, env);
-	if (ps_config.log_file[0] && ps_log_open_file(ps_config.log_file, 3) < 0)
+	bool ready = !ps_config.disable && ps_state_init() == 0;
+	/* the log file goes high, with the hidden descriptors, out of the
+	 * numbers the program expects to get */
+	if (ps_config.log_file[0] &&
+	    ps_log_open_file(ps_config.log_file, ready ? ps_g.hidden_floor : 64) < 0)
 		PS_LOG_WARN("cannot open POOLSHIM_LOG_FILE %s; logging to stderr", ps_config.log_file);
 	if (ps_config.disable)
 		return;
-	if (ps_state_init() < 0) {
+	if (!ready) {
 		PS_LOG_WARN("cannot allocate the descriptor table; passing everything through");
 		return;
 	}

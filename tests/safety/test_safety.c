@@ -336,7 +336,8 @@ Test(safety, close_range_libc_then_files_untouched)
 {
 	scenario_test(&proc, "close_range_libc", false, NULL, NULL, 3, debug_log);
 	assert_checkout_met_no_replaced_fd(&proc);
-	ASSERT_STAT(proc, "identity_mismatches", ==, 2);
+	/* the hook forgot both hidden fds itself: bookkeeping, not a mismatch */
+	ASSERT_STAT(proc, "identity_mismatches", ==, 0);
 	ASSERT_STAT(proc, "reuse_hits", ==, 0);
 }
 
@@ -344,7 +345,8 @@ Test(safety, closefrom_then_files_untouched)
 {
 	scenario_test(&proc, "closefrom", false, NULL, NULL, 3, debug_log);
 	assert_checkout_met_no_replaced_fd(&proc);
-	ASSERT_STAT(proc, "identity_mismatches", ==, 2);
+	/* the hook forgot both hidden fds itself: bookkeeping, not a mismatch */
+	ASSERT_STAT(proc, "identity_mismatches", ==, 0);
 	ASSERT_STAT(proc, "reuse_hits", ==, 0);
 }
 
