@@ -20,6 +20,8 @@
  *   raw_close_fd_reuse      syscall(SYS_close) behind the shim's back, a file
  *                           takes the fd number: close() must really close it
  *   second_connect_eisconn  a second connect() fails with EISCONN
+ *   reaper_idle             one pooled cycle, then 2.5 s without any call:
+ *                           with POOLSHIM_IDLE_TIMEOUT=1 no socket may be left
  *
  * Exit status 0 on success; otherwise every failed check is printed on
  * stdout ("FAIL: ...") and the exit status is 1 (2 on usage errors).
@@ -38,6 +40,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <sys/syscall.h>
 #include <sys/time.h>
 #include <unistd.h>
@@ -576,6 +579,42 @@ static void scenario_second_connect_eisconn(void)
 	do_close(fd, w2);
 }
 
+/* Sockets open in this process, from /proc/self/fd. */
+static int count_sockets(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	int n = 0;
+	if (!d)
+		return -1;
+	for (struct dirent *e; (e = readdir(d));) {
+		char path[PATH_MAX], target[64];
+		snprintf(path, sizeof path, "/proc/self/fd/%s", e->d_name);
+		ssize_t len = readlink(path, target, sizeof target - 1);
+		if (len > 0) {
+			target[len] = '\0';
+			n += strncmp(target, "socket:", 7) == 0;
+		}
+	}
+	closedir(d);
+	return n;
+}
+
+/* The program goes quiet after one cycle: only the reaper thread can close
+ * the idle connection, and it must, within the idle timeout (plus slack). */
+static void scenario_reaper_idle(void)
+{
+	cycle("reaper cycle");
+	int pooled = count_sockets();
+	struct timespec pause = { 2, 500000000 };
+	nanosleep(&pause, NULL);
+	int left = count_sockets();
+	printf("INFO sockets after the cycle: %d; after 2.5 s without a call: %d\n", pooled, left);
+	if (reuse_check && pooled != 1)
+		fail("expected the pooled connection after the cycle, found %d socket(s)", pooled);
+	if (left != 0)
+		fail("%d socket(s) still open after 2.5 s idle: the reaper did not close it", left);
+}
+
 /* ---------------------------------------------------------------------------- */
 
 static const struct {
@@ -587,6 +626,7 @@ static const struct {
 	{ "bind", scenario_bind },
 	{ "raw_close_fd_reuse", scenario_raw_close_fd_reuse },
 	{ "second_connect_eisconn", scenario_second_connect_eisconn },
+	{ "reaper_idle", scenario_reaper_idle },
 };
 
 static void usage(void)
