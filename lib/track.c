@@ -346,6 +346,8 @@ void ps_io_sent(struct ps_conn *c, const struct iovec *iov, size_t iovcnt, size_
 {
 	for (size_t i = 0; i < iovcnt && bytes; i++) {
 		size_t n = iov[i].iov_len < bytes ? iov[i].iov_len : bytes;
+		if (n == 0)
+			continue; /* an empty entry may have a NULL base (httperf's writev) */
 		if (n > PS_REPLAY_MAX - c->replay_len) {
 			c->replay_overflow = true;
 			return;

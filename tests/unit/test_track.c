@@ -503,3 +503,18 @@ Test(track, auth_header_must_start_a_line)
 	cr_assert_not(ps_has_connection_auth(REQ("GET /x?Authorization:%20NTLM HTTP/1.1\r\n\r\n")));
 	cr_assert(ps_has_connection_auth(REQ("GET / HTTP/1.1\r\nAuthorization: NTLM abc\r\n\r\n")));
 }
+
+/* httperf's writev passes an empty iovec with a NULL base: nothing to keep,
+ * and no memcpy from NULL (UBSan aborts on that). */
+Test(track, replay_skips_empty_iovec_entries)
+{
+	struct ps_conn *c = calloc(1, sizeof *c);
+	char data[] = "GET / HTTP/1.1\r\n\r\n";
+	struct iovec iov[3] = { { NULL, 0 }, { data, sizeof data - 1 }, { NULL, 0 } };
+	c->reused = true;
+	ps_io_sent(c, iov, 3, sizeof data - 1);
+	cr_assert_eq(c->replay_len, sizeof data - 1);
+	cr_assert_not(c->replay_overflow);
+	cr_assert_eq(memcmp(c->replay, data, sizeof data - 1), 0);
+	free(c);
+}
