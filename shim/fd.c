@@ -192,16 +192,36 @@ static mode_t open_mode(int flags, va_list ap)
 	return (flags & O_CREAT) || (flags & __O_TMPFILE) == __O_TMPFILE ? va_arg(ap, mode_t) : 0;
 }
 
+enum open_kind { OPEN, OPEN64, OPENAT, OPENAT64 };
+
+static int call_open(enum open_kind k, int dirfd, const char *path, int flags, mode_t mode)
+{
+	switch (k) {
+	case OPEN: return real()->open(path, flags, mode);
+	case OPEN64: return real()->open64(path, flags, mode);
+	case OPENAT: return real()->openat(dirfd, path, flags, mode);
+	case OPENAT64: return real()->openat64(dirfd, path, flags, mode);
+	}
+	errno = ENOSYS;
+	return -1;
+}
+
+/* One path for the open family: the call, once more under pressure. */
+static int tracked_open(enum open_kind k, int dirfd, const char *path, int flags, mode_t mode)
+{
+	int fd = call_open(k, dirfd, path, flags, mode);
+	if (fd < 0 && ps_fd_pressure(errno))
+		fd = call_open(k, dirfd, path, flags, mode);
+	return opened(fd);
+}
+
 int open(const char *path, int flags, ...)
 {
 	va_list ap;
 	va_start(ap, flags);
 	mode_t mode = open_mode(flags, ap);
 	va_end(ap);
-	int fd = real()->open(path, flags, mode);
-	if (fd < 0 && ps_fd_pressure(errno))
-		fd = real()->open(path, flags, mode);
-	return opened(fd);
+	return tracked_open(OPEN, AT_FDCWD, path, flags, mode);
 }
 
 int open64(const char *path, int flags, ...)
@@ -210,10 +230,7 @@ int open64(const char *path, int flags, ...)
 	va_start(ap, flags);
 	mode_t mode = open_mode(flags, ap);
 	va_end(ap);
-	int fd = real()->open64(path, flags, mode);
-	if (fd < 0 && ps_fd_pressure(errno))
-		fd = real()->open64(path, flags, mode);
-	return opened(fd);
+	return tracked_open(OPEN64, AT_FDCWD, path, flags, mode);
 }
 
 int openat(int dirfd, const char *path, int flags, ...)
@@ -222,10 +239,7 @@ int openat(int dirfd, const char *path, int flags, ...)
 	va_start(ap, flags);
 	mode_t mode = open_mode(flags, ap);
 	va_end(ap);
-	int fd = real()->openat(dirfd, path, flags, mode);
-	if (fd < 0 && ps_fd_pressure(errno))
-		fd = real()->openat(dirfd, path, flags, mode);
-	return opened(fd);
+	return tracked_open(OPENAT, dirfd, path, flags, mode);
 }
 
 int openat64(int dirfd, const char *path, int flags, ...)
@@ -234,8 +248,5 @@ int openat64(int dirfd, const char *path, int flags, ...)
 	va_start(ap, flags);
 	mode_t mode = open_mode(flags, ap);
 	va_end(ap);
-	int fd = real()->openat64(dirfd, path, flags, mode);
-	if (fd < 0 && ps_fd_pressure(errno))
-		fd = real()->openat64(dirfd, path, flags, mode);
-	return opened(fd);
+	return tracked_open(OPENAT64, dirfd, path, flags, mode);
 }
