@@ -45,7 +45,6 @@ void ps_unlock(void)
 	lock_depth = 0;
 }
 
-bool ps_lock_held_here(void) { return lock_depth != 0; }
 
 static int hidden_floor(unsigned max_idle)
 {

@@ -56,7 +56,6 @@ void ps_state_update_floor(void);
  * handler interrupted it): the caller must pass through. */
 int ps_lock(void);
 void ps_unlock(void);
-bool ps_lock_held_here(void);
 
 /* Records: allocate/free under the lock. */
 struct ps_conn *ps_conn_alloc_locked(void);

@@ -85,12 +85,6 @@ void ps_track_taint(struct ps_conn *c, unsigned taint)
 	ps_conn_add_taint(c, taint);
 }
 
-void ps_track_unhooked_close(struct ps_conn *c)
-{
-	ps_conn_add_taint(c, PS_T_SHARED);
-	ps_close_hidden(c);
-}
-
 void ps_track_nonblock(struct ps_conn *c, int on) { c->nonblock = on != 0; }
 void ps_track_cloexec(struct ps_conn *c, int on) { c->cloexec = on != 0; }
 
@@ -362,10 +356,10 @@ void ps_io_sent(struct ps_conn *c, const struct iovec *iov, size_t iovcnt, size_
  * any reply to it: nothing of this use reached the program's peer. */
 static bool stale_reuse(struct ps_conn *c, enum ps_io dir, ssize_t ret, size_t want, int err)
 {
+	if (dir == PS_IO_WRITE)
+		return ps_io_first_reused_write(c) && ret < 0 && (err == EPIPE || err == ECONNRESET);
 	if (!c->reused || c->retried)
 		return false;
-	if (dir == PS_IO_WRITE)
-		return ret < 0 && (err == EPIPE || err == ECONNRESET) && !c->wrote;
 	if (dir == PS_IO_READ)
 		return !c->got_data && !c->replay_overflow &&
 		       ((ret == 0 && want > 0) || (ret < 0 && err == ECONNRESET));

@@ -36,10 +36,6 @@ void ps_track_nonblock(struct ps_conn *c, int on);
 void ps_track_cloexec(struct ps_conn *c, int on);
 void ps_track_taint(struct ps_conn *c, unsigned taint);
 
-/* The program will close fd in a way no hook sees (fdopen'd FILE*): never
- * pool it. */
-void ps_track_unhooked_close(struct ps_conn *c);
-
 /* epoll_ctl(epfd, op, fd, ev) on a tracked fd returned ret. */
 void ps_track_epoll_ctl(struct ps_conn *c, int epfd, int op, const struct epoll_event *ev, int ret);
 

@@ -130,7 +130,7 @@ FILE *fdopen(int fd, const char *mode)
 {
 	struct ps_conn *c = ps_fd_program(fd);
 	if (c)
-		ps_track_unhooked_close(c);
+		ps_track_taint(c, PS_T_SHARED);
 	return real()->fdopen(fd, mode);
 }
 
