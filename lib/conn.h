@@ -12,11 +12,32 @@
 #include <sys/epoll.h>
 #include <sys/socket.h>
 
+/* A record's life, one state at a time (docs/state-machine.md has the
+ * diagram).  The state word is changed only by lifecycle.c, by CAS, so two
+ * threads (or a thread and a signal handler) can never both believe they own
+ * a transition.  "Owner" below is who may change the record next. */
 enum ps_state {
-	PS_FRESH = 1, /* socket() returned it; not connected yet */
-	PS_ACTIVE,    /* connected, in the program's hands */
-	PS_IDLE,      /* in the pool, on a hidden descriptor */
+	PS_FREE = 0,     /* on the slab's free list: nobody's */
+	PS_FRESH,        /* socket() made it; not connected.  Owner: the program's calls */
+	PS_CONNECTING,   /* the program's own connect() is running on it */
+	PS_CHECKOUT,     /* connect() is putting a pooled connection on the program's number */
+	PS_ACTIVE,       /* connected, in the program's hands */
+	PS_RECONNECTING, /* a stale reuse: the shim is replacing the connection under the number */
+	PS_CHECKIN,      /* close() is proving it before it joins the pool */
+	PS_IDLE,         /* in the pool, on a hidden descriptor.  Owner: whoever holds the pool lock */
+	PS_TAKEN,        /* out of the pool, owned by the one thread that took it */
+	PS_DEAD,         /* ended; freed when the last I/O call inside it has left */
 };
+
+#define PS_STATE_MASK 0xff
+/* Flags in the state word.  CLOSE_PENDING: the program closed its number
+ * while a shim operation owned it (CHECKOUT, RECONNECTING): the owner makes
+ * that close when it is done, so nothing is ever dup3'd onto a number the
+ * program has given up.  HIDDEN_CLOSED: the program closed the number of the
+ * pool's hidden descriptor (a close-everything loop): the connection must not
+ * go (back) into the pool. */
+#define PS_F_CLOSE_PENDING 0x100
+#define PS_F_HIDDEN_CLOSED 0x200
 
 /* Why a connection must not be pooled.  Set from any thread (atomic or). */
 enum ps_taint {
@@ -59,9 +80,17 @@ struct ps_epoll_reg {
 #define PS_MAX_EPOLL 4
 
 /* A request sent on a reused connection is kept until the first byte of
- * the reply arrives: if the server had closed the idle connection, the
- * shim resends it on a fresh one (what HTTP clients do on a stale reuse). */
-#define PS_REPLAY_MAX 8192
+ * the reply arrives: if the server had closed the idle connection before the
+ * request reached it, the shim resends it on a fresh connection (what HTTP
+ * clients do on a stale reuse).  The buffer is taken from its own slab at the
+ * first write of a reused connection and given back at the first reply byte,
+ * so a record stays small and a hit touches no buffer. */
+#define PS_REPLAY_MAX 16384
+
+struct ps_replay {
+	void *slab_link;
+	uint8_t bytes[PS_REPLAY_MAX];
+};
 
 struct ps_bucket;
 
@@ -70,11 +99,11 @@ struct ps_conn {
 	 * that still held a pointer to a freed record cannot break the allocator */
 	void *slab_link;
 	uint32_t seq;         /* bumped at every allocation: tells incarnations apart */
-	int fd;               /* the program's fd while fresh/active; -1 while idle */
-	int hidden;           /* the pool's close-on-exec copy while idle, else -1 */
-	int state;            /* enum ps_state; atomic */
-	unsigned taint;       /* enum ps_taint bits; atomic */
+	int state;            /* enum ps_state | PS_F_*; atomic; lifecycle.c only */
 	int inflight;         /* threads inside an I/O call; atomic; never reset (type-stable) */
+	int fd;               /* the program's number while FRESH..CHECKIN; -1 while idle */
+	int hidden;           /* the pool's close-on-exec copy while CHECKIN..TAKEN, else -1 */
+	unsigned taint;       /* enum ps_taint bits; atomic; sticky for the connection's life */
 	int last_io;          /* enum ps_io; atomic */
 	uint64_t cookie;      /* SO_COOKIE: the socket's identity */
 	struct ps_key key;    /* valid from connect on */
@@ -82,20 +111,23 @@ struct ps_conn {
 	bool nonblock;        /* the program's O_NONBLOCK (per open file) */
 	bool cloexec;         /* the program's FD_CLOEXEC (per descriptor) */
 	bool reused;          /* this use came from the pool */
-	bool wrote;           /* a write happened in this use */
+	bool wrote;           /* a write happened in this use; atomic */
+	bool got_data;        /* a read returned bytes in this use */
+	bool retried;         /* a stale-reuse replacement was made in this use */
+	bool nodelay_pushed;  /* TCP_NODELAY is on for this request's later writes (split writes) */
+	bool replay_overflow; /* this use sent more than the replay buffer holds */
+	int unused_slot;      /* 1 + its place in ready.c's registry while reused and unused; atomic */
 	int generation;       /* fork generation the record was made in */
 	uint64_t created_ns, last_used_ns;
 	uint32_t reuse_count;
-	uint64_t bytes_out;   /* in this use; atomic relaxed */
+	uint64_t sent_before_use; /* bytes sent on this connection before this use */
+	uint64_t sent;            /* bytes sent on this connection, all uses */
 	int n_opts;
 	struct ps_opt opts[PS_MAX_OPTS];
 	int n_epoll;
 	struct ps_epoll_reg epoll[PS_MAX_EPOLL];
-	bool retried;         /* a stale-reuse retry was made in this use */
-	bool got_data;        /* a read returned bytes in this use */
-	bool replay_overflow; /* this use sent more than the replay buffer holds */
 	uint32_t replay_len;  /* bytes sent in this use of a reused connection... */
-	uint8_t replay[PS_REPLAY_MAX]; /* ...kept until the first reply byte */
+	struct ps_replay *replay; /* ...kept here until the first reply byte */
 	socklen_t dest_len;   /* the destination, for the stale-reuse reconnect */
 	struct sockaddr_storage dest;
 
@@ -122,14 +154,10 @@ static inline void ps_conn_add_taint(struct ps_conn *c, unsigned bits)
 	__atomic_fetch_or(&c->taint, bits, __ATOMIC_ACQ_REL);
 }
 
+/* The state without its flags. */
 static inline int ps_conn_state(struct ps_conn *c)
 {
-	return __atomic_load_n(&c->state, __ATOMIC_ACQUIRE);
-}
-
-static inline void ps_conn_set_state(struct ps_conn *c, int s)
-{
-	__atomic_store_n(&c->state, s, __ATOMIC_RELEASE);
+	return __atomic_load_n(&c->state, __ATOMIC_ACQUIRE) & PS_STATE_MASK;
 }
 
 #endif

@@ -1,35 +1,32 @@
-/* Checkout (at connect) and checkin (at close): DESIGN.md sections 1, 3, 4. */
+/* Checkout (at connect), checkin (at close) and the replacement of a
+ * connection under the program's number: DESIGN.md sections 1, 3 and 4.
+ * The callers (events.c, resend.c) own the records through lifecycle.h;
+ * this file moves descriptors and proves connections. */
 #ifndef POOLSHIM_HANDOFF_H
 #define POOLSHIM_HANDOFF_H
 
 #include "conn.h"
 
+#include <stdint.h>
 #include <sys/socket.h>
 
-/* connect(fd, sa) on a fresh tracked socket.  Returns 1 when fd now holds a
- * proven idle connection (connect reports success: 0, or -1/EINPROGRESS for
- * a non-blocking socket, *nonblock tells which); 0 when the caller must make
- * the real connect and report it with ps_connected(). */
-int ps_checkout(struct ps_conn *fresh, int fd, const struct sockaddr *sa, socklen_t len,
-		int *nonblock);
+/* c is CHECKOUT at fd, its key set.  Returns 1 when fd now holds a proven
+ * idle connection (c then describes it), 0 when the caller must make the
+ * real connect. */
+int ps_checkout(struct ps_conn *c, int fd);
 
-/* The real connect on a tracked fresh socket returned ret (errno err).
- * seq: ps_conn_seq(c) read before the connect; if the fd was closed and its
- * record reused meanwhile (a signal handler, another thread), nothing is
- * recorded, so a stale connect never labels another socket. */
-void ps_connected(struct ps_conn *c, uint32_t seq, int fd, const struct sockaddr *sa,
-		  socklen_t len, int ret, int err);
-
-/* close(fd) on a tracked fd.  Returns 1 when the shim has closed the
- * program's fd itself (close reports 0): the connection was pooled, or was
- * taken from the program and then found unfit.  Returns 0 when the caller
- * must make the real close. */
+/* c was ACTIVE at fd and close() claimed it (CHECKIN, slot cleared).  Pools
+ * the connection or ends it, and closes the program's number either way.
+ * Returns what close() returns. */
 int ps_checkin(struct ps_conn *c, int fd);
 
-/* Replaces the connection at fd (whose first write found it closed by the
- * server) with a new connection to the same destination, with the same
- * options and flags.  Returns 0, or -1 (fd untouched). */
-int ps_reconnect(struct ps_conn *c, int fd);
+/* c is RECONNECTING at fd.  Makes a new connection to c's destination with
+ * the same options, sends replay[0..len) on it, and puts it in place of
+ * fd's socket with the program's flags.  deadline_ns: when to give up
+ * waiting for the handshake and the send; 0: do not wait (a non-blocking
+ * program gets a socket still connecting, as from its own connect).
+ * Returns 0, or -1 with fd untouched. */
+int ps_reconnect(struct ps_conn *c, int fd, uint64_t deadline_ns, const void *replay, size_t len);
 
 /* Reaps expired idle connections now (normally done on every checkin). */
 void ps_reap_now(void);

@@ -43,7 +43,7 @@ int ps_log_parse_level(const char *s)
 
 int ps_log_open_file(const char *path, int fd_floor)
 {
-	int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+	int fd = ps_sys.open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
 	if (fd < 0)
 		return -1;
 	int high = ps_sys.fcntl(fd, F_DUPFD_CLOEXEC, fd_floor);

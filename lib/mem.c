@@ -19,7 +19,7 @@ void ps_mem_free(void *p, size_t size)
 		munmap(p, size);
 }
 
-void *ps_slab_alloc(struct ps_slab *s)
+void *ps_slab_alloc_dirty(struct ps_slab *s)
 {
 	if (!s->free) {
 		char *chunk = ps_mem_alloc(CHUNK);
@@ -32,8 +32,15 @@ void *ps_slab_alloc(struct ps_slab *s)
 	}
 	void *obj = s->free;
 	s->free = *(void **)obj;
-	memset(obj, 0, s->size);
 	s->allocated++;
+	return obj;
+}
+
+void *ps_slab_alloc(struct ps_slab *s)
+{
+	void *obj = ps_slab_alloc_dirty(s);
+	if (obj)
+		memset(obj, 0, s->size);
 	return obj;
 }
 

@@ -19,6 +19,8 @@ struct ps_slab {
 /* Zeroed object or NULL (ENOMEM).  Caller serialises (the pool lock). */
 void *ps_slab_alloc(struct ps_slab *s);
 void ps_slab_free(struct ps_slab *s, void *obj);
+/* The same without zeroing (buffers written before they are read). */
+void *ps_slab_alloc_dirty(struct ps_slab *s);
 
 /* Variable-size zeroed blocks (uthash's bucket arrays). */
 void *ps_mem_alloc(size_t size);

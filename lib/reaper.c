@@ -25,6 +25,7 @@ static void *reaper_main(void *arg)
 	for (;;) {
 		uint64_t now = ps_now_ns();
 		struct ps_conn *list = ps_pool_reap(&ps_g.pool, now, ps_config.idle_timeout_ns);
+		ps_take_list_locked(list);
 		if (list) {
 			ps_unlock();
 			for (struct ps_conn *c = list; c; c = c->free_next)

@@ -3,8 +3,10 @@
 #include "state.h"
 #include "config.h"
 #include "fdtable.h"
+#include "lifecycle.h"
 #include "log.h"
 #include "probe.h"
+#include "ready.h"
 #include "stats.h"
 #include "sys.h"
 
@@ -22,6 +24,7 @@ struct ps_unsafe {
 struct ps_global ps_g = {
 	.lock = PTHREAD_MUTEX_INITIALIZER,
 	.conn_slab = PS_SLAB_INIT(struct ps_conn),
+	.replay_slab = PS_SLAB_INIT(struct ps_replay),
 	.unsafe_slab = PS_SLAB_INIT(struct ps_unsafe),
 };
 
@@ -83,6 +86,12 @@ void ps_state_update_floor(void)
 
 static void drain_orphans_locked(void)
 {
+	struct ps_replay *r = __atomic_exchange_n(&ps_g.spare_replays, NULL, __ATOMIC_ACQ_REL);
+	while (r) {
+		struct ps_replay *next = r->slab_link;
+		ps_slab_free(&ps_g.replay_slab, r);
+		r = next;
+	}
 	struct ps_conn *c = __atomic_exchange_n(&ps_g.orphans, NULL, __ATOMIC_ACQ_REL);
 	while (c) {
 		struct ps_conn *next = c->free_next;
@@ -102,7 +111,7 @@ struct ps_conn *ps_conn_alloc_locked(void)
 	c = ps_slab_alloc(&ps_g.conn_slab);
 	if (c) {
 		__atomic_store_n(&c->inflight, inflight, __ATOMIC_RELEASE);
-		__atomic_store_n(&c->seq, seq + 1, __ATOMIC_RELEASE);
+		__atomic_store_n(&c->seq, seq + 1 ? seq + 1 : 1, __ATOMIC_RELEASE); /* 0: "none" */
 		c->fd = -1;
 		c->hidden = -1;
 		c->generation = ps_g.generation;
@@ -112,8 +121,38 @@ struct ps_conn *ps_conn_alloc_locked(void)
 
 void ps_conn_free_locked(struct ps_conn *c)
 {
-	c->state = 0;
+	__atomic_store_n(&c->state, PS_FREE, __ATOMIC_RELEASE);
+	if (c->replay) {
+		ps_slab_free(&ps_g.replay_slab, c->replay);
+		c->replay = NULL;
+	}
 	ps_slab_free(&ps_g.conn_slab, c);
+}
+
+struct ps_replay *ps_replay_alloc(void)
+{
+	if (ps_lock() < 0)
+		return NULL;
+	struct ps_replay *r = ps_slab_alloc_dirty(&ps_g.replay_slab);
+	ps_unlock();
+	return r;
+}
+
+void ps_replay_free(struct ps_replay *r)
+{
+	if (!r)
+		return;
+	if (ps_lock() < 0) {
+		/* a signal handler interrupted the holder: keep it, not lose it */
+		struct ps_replay *head = __atomic_load_n(&ps_g.spare_replays, __ATOMIC_ACQUIRE);
+		do
+			r->slab_link = head;
+		while (!__atomic_compare_exchange_n(&ps_g.spare_replays, &head, r, true,
+						    __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE));
+		return;
+	}
+	ps_slab_free(&ps_g.replay_slab, r);
+	ps_unlock();
 }
 
 void ps_conn_free(struct ps_conn *c)
@@ -194,57 +233,59 @@ void ps_unsafe_add(const struct ps_key *k)
 	ps_unlock();
 }
 
-void ps_close_hidden(struct ps_conn *c)
+bool ps_release_hidden(struct ps_conn *c)
 {
-	int h = c->hidden;
-	if (h < 0)
-		return;
-	c->hidden = -1;
-	ps_fd_cas(h, c, NULL);
-	if (ps_probe_same(h, c->cookie))
-		ps_sys.close(h);
-	else
-		ps_stat_inc(PS_ST_IDENTITY);
+	ps_life_mark_hidden_closed(c);
+	/* an idle one leaves the pool now; one in transit is ended by its
+	 * owner, who finds the flag */
+	if (ps_lock() < 0)
+		return false;
+	bool idle = ps_life_take(c);
+	if (idle)
+		ps_pool_remove(&ps_g.pool, c);
+	ps_unlock();
+	if (idle) {
+		c->hidden = -1; /* the caller's call has the number now */
+		ps_life_end(c);
+	}
+	return idle;
 }
 
+/* The slot at number held old, and now holds something else: a descriptor
+ * closed behind the shim's back and reused (stale), or one a hooked call is
+ * replacing (closing).  Only bookkeeping: the number is not ours to close. */
 static void release(struct ps_conn *old, int number, bool stale)
 {
 	if (!old)
 		return;
-	bool locked = ps_lock() == 0;
-	int st = ps_conn_state(old);
 	if (number == old->hidden) {
-		old->hidden = -1;
 		if (stale)
 			ps_stat_inc(PS_ST_IDENTITY);
-		/* idle without a bucket: a checkout or terminate owns it and
-		 * will find the cookie changed */
-		if (locked && st == PS_IDLE && old->bucket) {
-			ps_pool_remove(&ps_g.pool, old);
-			ps_conn_free_locked(old);
+		ps_release_hidden(old);
+	} else if (number == old->fd) {
+		enum ps_claim claim = ps_life_claim(old, false);
+		if (claim == PS_CLAIM_FRESH || claim == PS_CLAIM_ACTIVE) {
+			__atomic_store_n(&old->fd, -1, __ATOMIC_RELAXED);
+			ps_life_end(old);
 		}
-	} else if (number == old->fd && st != PS_IDLE) {
-		old->fd = -1;
-		if (locked)
-			ps_unlock();
-		ps_close_hidden(old);
-		ps_conn_free(old);
-		return;
 	}
-	if (locked)
-		ps_unlock();
 }
 
 void ps_release_stale(struct ps_conn *old, int number) { release(old, number, true); }
 void ps_release_closing(struct ps_conn *old, int number) { release(old, number, false); }
+
+void ps_take_list_locked(struct ps_conn *list)
+{
+	for (; list; list = list->free_next)
+		ps_life_take(list);
+}
 
 void ps_terminate(struct ps_conn *list)
 {
 	while (list) {
 		struct ps_conn *c = list;
 		list = c->free_next;
-		ps_close_hidden(c);
-		ps_conn_free(c);
+		ps_life_end(c);
 	}
 }
 
@@ -252,7 +293,7 @@ static void taint_shared(int fd, struct ps_conn *c, void *arg)
 {
 	(void)fd;
 	(void)arg;
-	if (ps_conn_state(c) != PS_IDLE)
+	if (fd == c->fd)
 		ps_conn_add_taint(c, PS_T_SHARED);
 }
 
@@ -281,7 +322,10 @@ static void close_hidden_in_child(int fd, struct ps_conn *c, void *arg)
 	(void)arg;
 	if (fd == c->hidden) {
 		/* the parent keeps its copy: closing ours sends no FIN */
-		ps_close_hidden(c);
+		if (ps_probe_same(fd, c->cookie))
+			ps_sys.close(fd);
+		c->hidden = -1;
+		ps_fd_cas(fd, c, NULL);
 	} else {
 		ps_conn_add_taint(c, PS_T_SHARED);
 	}
@@ -303,7 +347,7 @@ void ps_fork_child(void)
 	struct ps_conn *c = ps_pool_drain(&ps_g.pool);
 	while (c) {
 		struct ps_conn *next = c->free_next;
-		ps_conn_free_locked(c);
+		ps_conn_free_locked(c); /* its hidden copy was closed above */
 		c = next;
 	}
 }
@@ -340,5 +384,6 @@ void ps_after_raw_fork(void)
 	ps_g.orphans = NULL;
 	ps_g.generation++;
 	ps_reaper_forget();
+	ps_unused_reset();
 	ps_g.fork_page->alive = 1;
 }

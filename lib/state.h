@@ -1,8 +1,8 @@
 /* The process-wide pool state and its lock.
  *
- * Locking: ps_g.lock guards ps_g.pool, the record slab, the unsafe
- * destination set and every ps_conn's pool linkage and IDLE<->taken
- * transitions.  It is never held across a blocking call: the only syscalls
+ * Locking: ps_g.lock guards ps_g.pool, the record and replay slabs, the
+ * unsafe destination set and every ps_conn's pool linkage and its IDLE ->
+ * TAKEN transition (lifecycle.h).  It is never held across a blocking call: the only syscalls
  * made under it are munmap/mmap in the allocators.  The fd table (fdtable.h)
  * and the per-record atomics are lock-free.  A signal handler that interrupts
  * the lock holder and calls close()/connect() sees ps_lock() fail and passes
@@ -31,6 +31,8 @@ struct ps_global {
 	pthread_mutex_t lock;
 	struct ps_pool pool;
 	struct ps_slab conn_slab;
+	struct ps_slab replay_slab;
+	struct ps_replay *spare_replays; /* freed without the lock; lock-free push */
 	struct ps_slab unsafe_slab;
 	struct ps_unsafe *unsafe;   /* uthash set of destinations never pooled */
 	unsigned n_unsafe;
@@ -84,13 +86,25 @@ void ps_release_stale(struct ps_conn *old, int number);
  * close_range): not an identity mismatch, only bookkeeping. */
 void ps_release_closing(struct ps_conn *old, int number);
 
-/* Closes c's hidden descriptor if it still holds c's socket, and forgets it. */
-void ps_close_hidden(struct ps_conn *c);
+/* Something else is about to happen to the number of c's hidden descriptor
+ * (the program closes it, dup2s onto it).  Returns true when c was idle: it
+ * has left the pool, and the number is the caller's to close or replace.
+ * False: c is in transit and its owner, seeing the flag, will close the
+ * number itself, so the caller must leave it alone. */
+bool ps_release_hidden(struct ps_conn *c);
 
-/* Closes and forgets connections the caller owns (taken from the pool or
- * claimed from the program), each hidden descriptor only if it still holds
- * the same socket. */
+/* Ends the connections of a list (through free_next) the caller owns:
+ * taken from the pool, or claimed from the program (ps_life_end each). */
 void ps_terminate(struct ps_conn *list);
+/* Marks a list the pool handed back (reap, evict, drain) as taken by the
+ * caller: IDLE -> TAKEN for each.  Call with the lock held. */
+void ps_take_list_locked(struct ps_conn *list);
+
+/* Replay buffers (conn.h): from their own slab, under the lock.  NULL when
+ * the lock cannot be had (a signal handler) or memory is short: the request
+ * is then not kept, and cannot be resent. */
+struct ps_replay *ps_replay_alloc(void);
+void ps_replay_free(struct ps_replay *r);
 
 /* Fork handling: called around fork() by the shim's atfork handlers. */
 void ps_fork_prepare(void);

@@ -1,6 +1,7 @@
 /* Owns the default (raw syscall) implementation of struct ps_sys. */
 #include "sys.h"
 
+#include <fcntl.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -55,6 +56,11 @@ static int raw_bind(int fd, const struct sockaddr *sa, socklen_t len)
 	return (int)syscall(SYS_bind, fd, sa, len);
 }
 
+static int raw_open(const char *path, int flags, int mode)
+{
+	return (int)syscall(SYS_openat, AT_FDCWD, path, flags, mode);
+}
+
 static const struct ps_sys defaults = {
 	.close = raw_close,
 	.dup3 = raw_dup3,
@@ -70,6 +76,7 @@ static const struct ps_sys defaults = {
 	.poll = raw_poll,
 	.epoll_ctl = raw_epoll_ctl,
 	.bind = raw_bind,
+	.open = raw_open,
 };
 
 struct ps_sys ps_sys = defaults;

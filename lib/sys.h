@@ -26,6 +26,7 @@ struct ps_sys {
 	int (*poll)(struct pollfd *fds, nfds_t n, int timeout_ms);
 	int (*epoll_ctl)(int epfd, int op, int fd, struct epoll_event *ev);
 	int (*bind)(int fd, const struct sockaddr *sa, socklen_t len);
+	int (*open)(const char *path, int flags, int mode);
 };
 
 extern struct ps_sys ps_sys;

@@ -1,19 +1,20 @@
-/* Owns record creation and everything recorded on a record while the program
- * holds the connection.  Taints are sticky for the connection's life. */
+/* Owns what the calls around a connection teach the shim, recorded on its
+ * record while the program holds it: flags, options, bindings, epoll
+ * registrations, extra references, and what a request's first bytes say.
+ * Taints are sticky for the connection's life. */
 #include "track.h"
 #include "config.h"
 #include "fdtable.h"
 #include "log.h"
 #include "state.h"
 #include "sys.h"
-#include "handoff.h"
+#include "lifecycle.h"
 #include "stats.h"
 
 #include <errno.h>
 #include <linux/close_range.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <poll.h>
 #include <string.h>
 #include <strings.h>
 
@@ -21,50 +22,6 @@
 #define SO_RCVTIMEO_NEW 66
 #define SO_SNDTIMEO_NEW 67
 #endif
-
-static bool poolable_kind(int domain, int type, int protocol)
-{
-	if ((type & ~(SOCK_NONBLOCK | SOCK_CLOEXEC)) != SOCK_STREAM)
-		return false;
-	if (domain == AF_INET || domain == AF_INET6)
-		return protocol == 0 || protocol == IPPROTO_TCP;
-	if (domain == AF_UNIX)
-		return ps_config.unix_sockets && protocol == 0;
-	return false;
-}
-
-void ps_track_socket(int fd, int domain, int type, int protocol)
-{
-	struct ps_conn *c, *old;
-	if (ps_g.ready)
-		ps_check_fork();
-	if (!ps_g.ready || ps_config.disable || !poolable_kind(domain, type, protocol)) {
-		ps_track_new_fd(fd);
-		return;
-	}
-	if (ps_lock() < 0) {
-		ps_track_new_fd(fd);
-		return;
-	}
-	c = ps_conn_alloc_locked();
-	ps_unlock();
-	if (!c) {
-		ps_track_new_fd(fd);
-		return;
-	}
-	c->fd = fd;
-	c->domain = domain;
-	c->type = type & ~(SOCK_NONBLOCK | SOCK_CLOEXEC);
-	c->protocol = protocol;
-	c->nonblock = (type & SOCK_NONBLOCK) != 0;
-	c->cloexec = (type & SOCK_CLOEXEC) != 0;
-	ps_conn_set_state(c, PS_FRESH);
-	if (ps_fd_swap(fd, c, &old) < 0) {
-		ps_conn_free(c);
-		return;
-	}
-	ps_release_stale(old, fd);
-}
 
 void ps_track_new_fd(int fd)
 {
@@ -87,12 +44,6 @@ void ps_track_taint(struct ps_conn *c, unsigned taint)
 
 void ps_track_nonblock(struct ps_conn *c, int on) { c->nonblock = on != 0; }
 void ps_track_cloexec(struct ps_conn *c, int on) { c->cloexec = on != 0; }
-
-void ps_track_shutdown(struct ps_conn *c, int ret)
-{
-	(void)ret; /* even a failed shutdown means the program meant to end the stream */
-	ps_conn_add_taint(c, PS_T_SHUTDOWN);
-}
 
 void ps_track_bind(struct ps_conn *c, const struct sockaddr *sa, socklen_t len, int ret)
 {
@@ -308,116 +259,6 @@ int ps_asks_server_to_close(const void *head, size_t len)
 	return memcmp(line_end - 9, " HTTP/1.0", 9) == 0 && !(v && has_token(v, vlen, "keep-alive"));
 }
 
-static void mark_unsafe(struct ps_conn *c, unsigned taint)
-{
-	ps_conn_add_taint(c, taint);
-	ps_unsafe_add(&c->key);
-}
-
-struct ps_conn *ps_io_begin(int fd, enum ps_io dir, const void *head, size_t head_len)
-{
-	struct ps_conn *c = ps_fd_get(fd);
-	if (!c)
-		return NULL;
-	__atomic_fetch_add(&c->inflight, 1, __ATOMIC_SEQ_CST);
-	/* Dekker with checkin: it clears the slot, then reads inflight. */
-	if (ps_fd_get(fd) != c || c->fd != fd || ps_conn_state(c) != PS_ACTIVE) {
-		__atomic_fetch_sub(&c->inflight, 1, __ATOMIC_SEQ_CST);
-		return NULL;
-	}
-	if (dir == PS_IO_WRITE && head && head_len) {
-		if (!__atomic_load_n(&c->wrote, __ATOMIC_RELAXED) && !c->reused && ps_looks_like_tls(head, head_len))
-			mark_unsafe(c, PS_T_TLS);
-		if (ps_has_connection_auth(head, head_len))
-			ps_conn_add_taint(c, PS_T_AUTH);
-		if (!__atomic_load_n(&c->wrote, __ATOMIC_RELAXED) && ps_asks_server_to_close(head, head_len))
-			ps_conn_add_taint(c, PS_T_PEER_CLOSED);
-	}
-	return c;
-}
-
-void ps_io_sent(struct ps_conn *c, const struct iovec *iov, size_t iovcnt, size_t bytes)
-{
-	for (size_t i = 0; i < iovcnt && bytes; i++) {
-		size_t n = iov[i].iov_len < bytes ? iov[i].iov_len : bytes;
-		if (n == 0)
-			continue; /* an empty entry may have a NULL base (httperf's writev) */
-		if (n > PS_REPLAY_MAX - c->replay_len) {
-			c->replay_overflow = true;
-			return;
-		}
-		memcpy(c->replay + c->replay_len, iov[i].iov_base, n);
-		c->replay_len += (uint32_t)n;
-		bytes -= n;
-	}
-}
-
-/* The server closed a reused connection before our first word, or before
- * any reply to it: nothing of this use reached the program's peer. */
-static bool stale_reuse(struct ps_conn *c, enum ps_io dir, ssize_t ret, size_t want, int err)
-{
-	if (dir == PS_IO_WRITE)
-		return ps_io_first_reused_write(c) && ret < 0 && (err == EPIPE || err == ECONNRESET);
-	if (!c->reused || c->retried)
-		return false;
-	if (dir == PS_IO_READ)
-		return !c->got_data && !c->replay_overflow &&
-		       ((ret == 0 && want > 0) || (ret < 0 && err == ECONNRESET));
-	return false;
-}
-
-/* Sends the kept request on the replacement connection. */
-static int resend(struct ps_conn *c, int fd)
-{
-	for (uint32_t off = 0; off < c->replay_len;) {
-		ssize_t n = ps_sys.send(fd, c->replay + off, c->replay_len - off, MSG_NOSIGNAL);
-		if (n < 0 && errno == EAGAIN) {
-			struct pollfd p = { .fd = fd, .events = POLLOUT };
-			if (ps_sys.poll(&p, 1, 10000) != 1)
-				return -1;
-			continue;
-		}
-		if (n <= 0)
-			return -1;
-		off += (uint32_t)n;
-	}
-	return 0;
-}
-
-int ps_io_end(struct ps_conn *c, int fd, enum ps_io dir, ssize_t ret, size_t want, int err)
-{
-	if (stale_reuse(c, dir, ret, want, err)) {
-		c->retried = true;
-		int saved = errno;
-		int replaced = ps_reconnect(c, fd) == 0 && resend(c, fd) == 0;
-		errno = saved;
-		__atomic_fetch_sub(&c->inflight, 1, __ATOMIC_SEQ_CST);
-		if (replaced)
-			return 1;
-		ps_conn_add_taint(c, PS_T_IO_ERROR);
-		return 0;
-	}
-	if (ret < 0) {
-		if (err != EAGAIN && err != EWOULDBLOCK && err != EINTR)
-			ps_conn_add_taint(c, PS_T_IO_ERROR);
-	} else if (ret == 0 && dir != PS_IO_WRITE && want > 0) {
-		ps_conn_add_taint(c, PS_T_PEER_CLOSED);
-	} else if (ret > 0 && dir != PS_IO_PEEK) {
-		if (dir == PS_IO_READ) {
-			/* bytes before our first word on a fresh connection: the
-			 * server speaks first and a reused connection would never greet */
-			if (!__atomic_load_n(&c->wrote, __ATOMIC_RELAXED) && !c->reused)
-				mark_unsafe(c, PS_T_SERVER_FIRST);
-			c->got_data = true;
-		} else {
-			__atomic_store_n(&c->wrote, true, __ATOMIC_RELAXED);
-		}
-		__atomic_store_n(&c->last_io, dir, __ATOMIC_RELEASE);
-	}
-	__atomic_fetch_sub(&c->inflight, 1, __ATOMIC_SEQ_CST);
-	return 0;
-}
-
 void ps_track_epoll_ctl(struct ps_conn *c, int epfd, int op, const struct epoll_event *ev, int ret)
 {
 	if (ret < 0)
@@ -489,10 +330,12 @@ int ps_fd_pressure(int err)
 	if ((err != EMFILE && err != ENFILE) || ps_lock() < 0)
 		return 0;
 	struct ps_conn *c = ps_pool_evict_lru(&ps_g.pool);
+	if (c)
+		ps_life_take(c);
 	ps_unlock();
 	if (!c)
 		return 0;
 	ps_stat_inc(PS_ST_EVICTED);
-	ps_terminate(c);
+	ps_life_end(c);
 	return 1;
 }

@@ -12,9 +12,6 @@
 #include <sys/types.h>
 #include <sys/uio.h>
 
-/* socket() returned fd: track it if it is a kind the pool may hold. */
-void ps_track_socket(int fd, int domain, int type, int protocol);
-
 /* A wrapped call returned fd as a new descriptor (accept, dup, ...): any
  * record left at that number belongs to a descriptor closed behind the shim's
  * back. */
@@ -31,7 +28,6 @@ void ps_track_setsockopt_after(struct ps_conn *c, int level, int name, const voi
 			       socklen_t len, int ret);
 
 void ps_track_bind(struct ps_conn *c, const struct sockaddr *sa, socklen_t len, int ret);
-void ps_track_shutdown(struct ps_conn *c, int ret);
 void ps_track_nonblock(struct ps_conn *c, int on);
 void ps_track_cloexec(struct ps_conn *c, int on);
 void ps_track_taint(struct ps_conn *c, unsigned taint);
@@ -50,35 +46,6 @@ void ps_track_close_range(unsigned lo, unsigned hi, int flags);
 /* A descriptor-creating call failed with err.  On EMFILE/ENFILE closes the
  * least recently used idle connection and returns 1: retry the call once. */
 int ps_fd_pressure(int err);
-
-/* The I/O path shared by every read and write wrapper.  begin returns the
- * record to pass to end, or NULL when fd is not an active tracked connection
- * (then nothing is to be done).  head/head_len: the first bytes of a write
- * (protocol detection); want: bytes asked for. */
-struct ps_conn *ps_io_begin(int fd, enum ps_io dir, const void *head, size_t head_len);
-
-/* Returns 1 when the call must be made again: the server had closed a
- * reused connection while it was idle, and the shim has put a fresh
- * connection to the same destination in place.  That is known when the
- * first write fails with EPIPE/ECONNRESET (nothing was delivered), or when
- * the first read ends (EOF, ECONNRESET) before any reply byte: then what was
- * sent is resent first, as HTTP clients do after a stale reuse. */
-int ps_io_end(struct ps_conn *c, int fd, enum ps_io dir, ssize_t ret, size_t want, int err);
-
-/* Bytes a write sent while ps_io_keeps_replay(c): call before ps_io_end. */
-void ps_io_sent(struct ps_conn *c, const struct iovec *iov, size_t iovcnt, size_t bytes);
-
-static inline int ps_io_keeps_replay(struct ps_conn *c)
-{
-	return c->reused && !c->got_data && !c->replay_overflow;
-}
-
-/* This write is the first on a connection that came from the pool: it must
- * not raise SIGPIPE before the shim can retry it. */
-static inline int ps_io_first_reused_write(struct ps_conn *c)
-{
-	return c->reused && !__atomic_load_n(&c->wrote, __ATOMIC_RELAXED) && !c->retried;
-}
 
 /* Protocol detection on a write's first bytes (exposed for unit tests). */
 int ps_looks_like_tls(const void *head, size_t len);

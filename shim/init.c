@@ -57,7 +57,7 @@ static void write_stats(void)
 			(void)ps_sys.write(ps_log_fd(), text, (size_t)n < sizeof text ? (size_t)n : sizeof text - 1);
 		return;
 	}
-	int fd = open(ps_config.stats_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+	int fd = ps_sys.open(ps_config.stats_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
 	if (fd < 0) {
 		PS_LOG_WARN("cannot write POOLSHIM_STATS file %s", ps_config.stats_path);
 		return;

@@ -1,18 +1,14 @@
 /* The write and read families.  Each wrapper looks the fd up (untracked:
  * straight to libc, nothing else) and otherwise describes its call as an
- * op; one send path and one receive path do the rest: make the call, report
- * it to lib/track.c,
- * and when the server had closed a reused connection while it was idle,
- * make the call once more on the fresh connection the shim put in its place
- * (DESIGN.md 5, stale reuse race). */
+ * op for lib/io.c's one send path and one receive path (io.h). */
 #include "hooks.h"
 #include "real.h"
 
 #include "fdtable.h"
+#include "io.h"
 #include "track.h"
 
 #include <errno.h>
-#include <signal.h>
 
 enum op_kind {
 	OP_WRITE, OP_WRITEV, OP_SEND, OP_SENDTO, OP_SENDMSG, OP_SENDMMSG,
@@ -21,6 +17,8 @@ enum op_kind {
 };
 
 struct op {
+	struct ps_call call;     /* first: lib/io.c hands it back to call() */
+	struct iovec one;        /* buf/len as an iovec */
 	enum op_kind kind;
 	int fd;
 	void *buf;               /* write/send/read/recv */
@@ -38,11 +36,13 @@ struct op {
 	struct timespec *timeout;
 };
 
-/* extra: MSG_NOSIGNAL while a failed write may still be retried.  write and
- * writev become send/sendmsg then, which is the same call on a socket. */
-static ssize_t call(const struct op *o, int extra)
+/* The op's call, with the extra flags the send path asks for (MSG_NOSIGNAL
+ * while a failed write may still be retried): write and writev become
+ * send/sendmsg then, which is the same call on a socket. */
+static ssize_t call(const struct ps_call *k, int extra)
 {
-	const struct ps_real *r = real();
+	const struct op *o = (const struct op *)k;
+	const struct ps_libc *r = real();
 	struct msghdr m;
 	switch (o->kind) {
 	case OP_WRITE:
@@ -71,58 +71,35 @@ static ssize_t call(const struct op *o, int extra)
 	return -1;
 }
 
-static size_t iov_total(const struct iovec *iov, size_t n)
+/* Fills the op's description for lib/io.c: the bytes it moves as an iovec
+ * list (none known for the mmsg calls), and what it asks for. */
+static struct ps_call *describe(struct op *o)
 {
-	size_t t = 0;
-	for (size_t i = 0; iov && i < n; i++)
-		t += iov[i].iov_len;
-	return t;
-}
-
-static const struct msghdr *op_msg(const struct op *o)
-{
-	if (o->msg)
-		return o->msg;
-	return (o->vec && o->vlen) ? &o->vec[0].msg_hdr : NULL;
-}
-
-/* What a send op sent, as an iovec list (sendmmsg: no replay). */
-static size_t op_iov(const struct op *o, struct iovec *one, const struct iovec **iov)
-{
-	if (o->vec)
-		return 0;
+	struct ps_call *k = &o->call;
+	k->fn = call;
+	k->fd = o->fd;
+	k->flags = o->flags;
+	if (o->vec) {
+		k->iov = NULL;
+		k->iovcnt = 0;
+		k->want = o->vlen;
+		return k;
+	}
 	if (o->msg) {
-		*iov = o->msg->msg_iov;
-		return o->msg->msg_iovlen;
+		k->iov = o->msg->msg_iov;
+		k->iovcnt = o->msg->msg_iovlen;
+	} else if (o->iov) {
+		k->iov = o->iov;
+		k->iovcnt = o->iovcnt > 0 ? (size_t)o->iovcnt : 0;
+	} else {
+		o->one = (struct iovec){ .iov_base = o->buf, .iov_len = o->len };
+		k->iov = &o->one;
+		k->iovcnt = 1;
 	}
-	if (o->iov) {
-		*iov = o->iov;
-		return o->iovcnt > 0 ? (size_t)o->iovcnt : 0;
-	}
-	one->iov_base = o->buf;
-	one->iov_len = o->len;
-	*iov = one;
-	return 1;
-}
-
-/* Bytes asked for, and the first bytes of a write (protocol detection). */
-static size_t op_want(const struct op *o, const void **head, size_t *head_len)
-{
-	const struct msghdr *m = op_msg(o);
-	const struct iovec *iov = o->iov;
-	size_t n = (size_t)(o->iovcnt > 0 ? o->iovcnt : 0);
-	if (m) {
-		iov = m->msg_iov;
-		n = m->msg_iovlen;
-	}
-	if (iov) {
-		*head = n ? iov[0].iov_base : NULL;
-		*head_len = n ? iov[0].iov_len : 0;
-		return o->vec ? o->vlen : iov_total(iov, n);
-	}
-	*head = o->buf;
-	*head_len = o->len;
-	return o->len;
+	k->want = 0;
+	for (size_t i = 0; k->iov && i < k->iovcnt; i++)
+		k->want += k->iov[i].iov_len;
+	return k;
 }
 
 /* Descriptors passed with SCM_RIGHTS, whatever socket carries them. */
@@ -135,56 +112,8 @@ static void passing(const struct msghdr *m)
 	}
 }
 
-static ssize_t tracked_send(const struct op *o)
-{
-	const void *head;
-	size_t head_len, want = op_want(o, &head, &head_len);
-	for (int attempt = 0;; attempt++) {
-		struct ps_conn *c = ps_io_begin(o->fd, PS_IO_WRITE, head, head_len);
-		int guard = c && ps_io_first_reused_write(c);
-		ssize_t r = call(o, guard ? MSG_NOSIGNAL : 0);
-		if (!c)
-			return r;
-		int saved = errno;
-		if (r > 0 && ps_io_keeps_replay(c)) {
-			struct iovec one;
-			const struct iovec *iov = NULL;
-			size_t n = op_iov(o, &one, &iov);
-			if (n)
-				ps_io_sent(c, iov, n, (size_t)r);
-			else
-				c->replay_overflow = true;
-		}
-		int retry = ps_io_end(c, o->fd, PS_IO_WRITE, r, want, saved);
-		errno = saved;
-		if (retry && attempt == 0)
-			continue;
-		/* the signal we held back, if the program asked for it */
-		if (guard && r < 0 && saved == EPIPE && !((o->flags) & MSG_NOSIGNAL)) {
-			raise(SIGPIPE);
-			errno = saved;
-		}
-		return r;
-	}
-}
-
-static ssize_t tracked_recv(const struct op *o)
-{
-	const void *head;
-	size_t head_len, want = op_want(o, &head, &head_len);
-	enum ps_io dir = (o->flags & MSG_PEEK) ? PS_IO_PEEK : PS_IO_READ;
-	for (int attempt = 0;; attempt++) {
-		struct ps_conn *c = ps_io_begin(o->fd, dir, NULL, 0);
-		ssize_t r = call(o, 0);
-		if (!c)
-			return r;
-		int saved = errno;
-		int retry = ps_io_end(c, o->fd, dir, r, want, saved);
-		errno = saved;
-		if (!retry || attempt > 0)
-			return r;
-	}
-}
+static ssize_t tracked_send(struct op *o) { return ps_send(describe(o)); }
+static ssize_t tracked_recv(struct op *o) { return ps_recv(describe(o)); }
 
 /* ---- send side ---- */
 

@@ -13,9 +13,10 @@
 #include <string.h>
 #include <sys/syscall.h>
 #include <sys/epoll.h>
+#include <poll.h>
+#include <sys/select.h>
 #include <unistd.h>
 
-struct ps_real ps_real_table;
 int ps_real_ready;
 
 static pthread_once_t once = PTHREAD_ONCE_INIT;
@@ -40,7 +41,7 @@ static void *lookup(const char *name, void *ours)
 	return p;
 }
 
-#define BIND(field, sym) ps_real_table.field = lookup(#sym, (void *)&sym)
+#define BIND(field, sym) ps_libc.field = lookup(#sym, (void *)&sym)
 
 static void bind_all(void)
 {
@@ -49,7 +50,9 @@ static void bind_all(void)
 	BIND(close, close);
 	BIND(shutdown, shutdown);
 	BIND(bind, bind);
+	ps_libc.listen = lookup("listen", NULL); /* not hooked */
 	BIND(setsockopt, setsockopt);
+	BIND(getsockopt, getsockopt);
 	BIND(accept, accept);
 	BIND(accept4, accept4);
 	BIND(fcntl, fcntl);
@@ -74,19 +77,25 @@ static void bind_all(void)
 	BIND(recv_chk, __recv_chk);
 	BIND(recvfrom_chk, __recvfrom_chk);
 	BIND(fdopen, fdopen);
-	ps_real_table.close_range = lookup_optional("close_range", (void *)&close_range);
-	ps_real_table.closefrom = lookup_optional("closefrom", (void *)&closefrom);
+	ps_libc.close_range = lookup_optional("close_range", (void *)&close_range);
+	ps_libc.closefrom = lookup_optional("closefrom", (void *)&closefrom);
 	BIND(epoll_ctl, epoll_ctl);
+	BIND(epoll_wait, epoll_wait);
+	BIND(epoll_pwait, epoll_pwait);
+	BIND(poll, poll);
+	BIND(ppoll, ppoll);
+	BIND(select, select);
+	BIND(pselect, pselect);
 	BIND(open, open);
 	BIND(open64, open64);
 	BIND(openat, openat);
 	BIND(openat64, openat64);
-	ps_real_table.fork = lookup("fork", NULL);
+	ps_libc.fork = lookup("fork", NULL);
 	__atomic_store_n(&ps_real_ready, 1, __ATOMIC_RELEASE);
 }
 
-const struct ps_real *ps_real_bind(void)
+const struct ps_libc *ps_real_bind(void)
 {
 	pthread_once(&once, bind_all);
-	return &ps_real_table;
+	return &ps_libc;
 }

@@ -1,85 +1,53 @@
-/* socket(), bind(), setsockopt(), shutdown(), accept(): what the shim needs
- * to know about a socket before and while it is connected. */
+/* socket(), bind(), setsockopt(), getsockopt(), shutdown(), accept(): what
+ * the shim needs to know about a socket before and while it is connected. */
 #include "hooks.h"
 #include "real.h"
 
-#include "conn.h"
+#include "events.h"
 #include "fdtable.h"
-#include "track.h"
-
-#include <errno.h>
 
 int socket(int domain, int type, int protocol)
 {
 	ps_shim_init();
-	int fd = real()->socket(domain, type, protocol);
-	if (fd < 0 && ps_fd_pressure(errno))
-		fd = real()->socket(domain, type, protocol);
-	if (fd >= 0) {
-		int saved = errno;
-		ps_track_socket(fd, domain, type, protocol);
-		errno = saved;
-	}
-	return fd;
+	return ps_socket(domain, type, protocol);
 }
 
 int bind(int fd, const struct sockaddr *sa, socklen_t len)
 {
-	int r = real()->bind(fd, sa, len);
-	struct ps_conn *c = ps_fd_program(fd);
-	if (c) {
-		int saved = errno;
-		ps_track_bind(c, sa, len, r);
-		errno = saved;
-	}
-	return r;
+	if (!ps_fd_get(fd))
+		return real()->bind(fd, sa, len);
+	return ps_bind(fd, sa, len);
 }
 
 int setsockopt(int fd, int level, int name, const void *val, socklen_t len)
 {
-	struct ps_conn *c = ps_fd_program(fd);
-	if (!c)
+	if (!ps_fd_get(fd))
 		return real()->setsockopt(fd, level, name, val, len);
-	int saved = errno;
-	ps_track_setsockopt_before(c, fd, level, name);
-	errno = saved;
-	int r = real()->setsockopt(fd, level, name, val, len);
-	saved = errno;
-	ps_track_setsockopt_after(c, level, name, val, len, r);
-	errno = saved;
-	return r;
+	return ps_setsockopt(fd, level, name, val, len);
+}
+
+int getsockopt(int fd, int level, int name, void *val, socklen_t *len)
+{
+	if (!ps_fd_get(fd))
+		return real()->getsockopt(fd, level, name, val, len);
+	return ps_getsockopt(fd, level, name, val, len);
 }
 
 int shutdown(int fd, int how)
 {
-	struct ps_conn *c = ps_fd_program(fd);
-	if (c)
-		ps_track_shutdown(c, 0);
-	return real()->shutdown(fd, how);
-}
-
-static int accepted(int fd)
-{
-	if (fd >= 0) {
-		int saved = errno;
-		ps_track_new_fd(fd);
-		errno = saved;
-	}
-	return fd;
+	if (!ps_fd_get(fd))
+		return real()->shutdown(fd, how);
+	return ps_shutdown(fd, how);
 }
 
 int accept(int fd, struct sockaddr *sa, socklen_t *len)
 {
-	int r = real()->accept(fd, sa, len);
-	if (r < 0 && ps_fd_pressure(errno))
-		r = real()->accept(fd, sa, len);
-	return accepted(r);
+	(void)real(); /* bound before lib/ calls through the table */
+	return ps_accept4(fd, sa, len, 0, 0);
 }
 
 int accept4(int fd, struct sockaddr *sa, socklen_t *len, int flags)
 {
-	int r = real()->accept4(fd, sa, len, flags);
-	if (r < 0 && ps_fd_pressure(errno))
-		r = real()->accept4(fd, sa, len, flags);
-	return accepted(r);
+	(void)real();
+	return ps_accept4(fd, sa, len, flags, 1);
 }

@@ -250,7 +250,7 @@ Test(safety, peer_rst_while_idle_gets_fresh_connection) { idle_peer_test("rst-id
 
 /* The server resets the pooled connection after the next user's checkout
  * and before its first write (safety_server RSTIN; the client waits for
- * the RST with poll, which the shim does not see).  The first write fails
+ * the RST with a raw ppoll syscall, which the shim does not see).  The first write fails
  * (ECONNRESET; EPIPE once SO_ERROR has been read) and the shim must redo
  * it on a new connection, without SIGPIPE. */
 Test(safety, stale_reuse_first_write_retried)

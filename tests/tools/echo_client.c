@@ -4,7 +4,7 @@
  * Usage:
  *   echo_client --port P [--host ADDR] [--family 4|6] [--requests N]
  *               [--threads T] [--mode cycle|keepalive|greet|tls]
- *               [--nonblock] [--cloexec] [--close-after-first]
+ *               [--nonblock] [--cloexec] [--close-after-first] [--split-write]
  *               [--bind ADDR] [--sleep-ms N] [--quiet]
  *
  *   --host      default 127.0.0.1 (::1 with --family 6). Without --family the
@@ -19,6 +19,7 @@
  *   --sleep-ms  pause between consecutive requests of a thread.
  *   --close-after-first  against a split server: close after the first line
  *               of the answer, leaving the tail in flight (cycle/greet only).
+ *   --split-write  each request in two writes ("REQ " and the rest).
  *   --quiet     no per-error lines on stderr (the summary is still printed).
  *
  * Modes: every request sends "REQ <tid>-<i>-<random>\n" (a unique token) and
@@ -82,7 +83,7 @@ static struct {
     long requests;
     int threads;
     enum cmode mode;
-    bool nonblock, cloexec, close_after_first, quiet;
+    bool nonblock, cloexec, close_after_first, split_write, quiet;
     const char *bind_addr;
     int sleep_ms;
 } opt = { .requests = 1, .threads = 1 };
@@ -114,7 +115,7 @@ static void usage(void)
             "[--requests N] [--threads T]\n"
             "                   [--mode cycle|keepalive|greet|tls] [--nonblock] "
             "[--cloexec]\n"
-            "                   [--close-after-first] [--bind ADDR] "
+            "                   [--close-after-first] [--split-write] [--bind ADDR] "
             "[--sleep-ms N] [--quiet]\n");
     exit(2);
 }
@@ -362,7 +363,14 @@ static enum outcome exchange(struct worker *w, struct reader *r, long i,
     snprintf(token, sizeof token, "%d-%ld-%016llx", w->tid, i,
              (unsigned long long)next_rand(w));
     int n = snprintf(req, sizeof req, "REQ %s\n", token);
-    if (write_all(r->fd, req, (size_t)n, deadline) < 0) {
+    /* --split-write: "REQ " then the rest, as http.client sends headers
+     * and body in two writes */
+    if (opt.split_write && write_all(r->fd, req, 4, deadline) < 0) {
+        report(w, i, "write: %s", strerror(errno));
+        return OUT_ERROR;
+    }
+    if (write_all(r->fd, req + (opt.split_write ? 4 : 0), (size_t)n - (opt.split_write ? 4 : 0),
+                  deadline) < 0) {
         report(w, i, "write: %s", strerror(errno));
         return OUT_ERROR;
     }
@@ -548,6 +556,7 @@ int main(int argc, char **argv)
         { "nonblock", no_argument, NULL, 'N' },
         { "cloexec", no_argument, NULL, 'C' },
         { "close-after-first", no_argument, NULL, 'F' },
+        { "split-write", no_argument, NULL, 'W' },
         { "bind", required_argument, NULL, 'b' },
         { "sleep-ms", required_argument, NULL, 's' },
         { "quiet", no_argument, NULL, 'q' },
@@ -582,6 +591,7 @@ int main(int argc, char **argv)
         case 'N': opt.nonblock = true; break;
         case 'C': opt.cloexec = true; break;
         case 'F': opt.close_after_first = true; break;
+        case 'W': opt.split_write = true; break;
         case 'b': opt.bind_addr = optarg; break;
         case 's': opt.sleep_ms = (int)parse_long(optarg, 0, 3600000); break;
         case 'q': opt.quiet = true; break;

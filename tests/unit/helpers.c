@@ -1,14 +1,22 @@
 /* Shared helpers for the unit tests (see helpers.h). */
 #include "helpers.h"
 
+#include "libc.h"
+#include "config.h"
 #include "log.h"
+#include "state.h"
+#include "stats.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <sys/ioctl.h>
+#include <sys/select.h>
 #include <unistd.h>
 
 #include <criterion/criterion.h>
@@ -166,6 +174,63 @@ int t_log_count_lines(const char *needle)
 }
 
 int t_log_total_lines(void) { return t_log_count_lines(NULL); }
+
+/* ---- the program's calls ---- */
+
+void t_libc_fill(void)
+{
+	struct ps_libc *l = &ps_libc;
+	l->socket = socket;
+	l->connect = connect;
+	l->close = close;
+	l->shutdown = shutdown;
+	l->bind = bind;
+	l->listen = listen;
+	l->setsockopt = setsockopt;
+	l->getsockopt = getsockopt;
+	l->accept = accept;
+	l->accept4 = accept4;
+	l->fcntl = fcntl;
+	l->fcntl64 = fcntl;
+	l->ioctl = (int (*)(int, unsigned long, ...))ioctl;
+	l->dup = dup;
+	l->dup2 = dup2;
+	l->dup3 = dup3;
+	l->write = write;
+	l->writev = writev;
+	l->send = send;
+	l->sendto = sendto;
+	l->sendmsg = sendmsg;
+	l->sendmmsg = sendmmsg;
+	l->read = read;
+	l->readv = readv;
+	l->recv = recv;
+	l->recvfrom = recvfrom;
+	l->recvmsg = recvmsg;
+	l->recvmmsg = recvmmsg;
+	l->fdopen = fdopen;
+	l->close_range = close_range;
+	l->closefrom = closefrom;
+	l->epoll_ctl = epoll_ctl;
+	l->epoll_wait = epoll_wait;
+	l->epoll_pwait = epoll_pwait;
+	l->poll = poll;
+	l->ppoll = ppoll;
+	l->select = select;
+	l->pselect = pselect;
+	l->open = open;
+	l->fork = fork;
+}
+
+int t_pool_setup(struct sockaddr_in *dst)
+{
+	signal(SIGPIPE, SIG_IGN);
+	ps_config_parse(&ps_config, t_env_empty);
+	ps_stats_reset();
+	cr_assert_eq(ps_state_init(), 0);
+	t_libc_fill();
+	return t_listen(dst);
+}
 
 /* ---- fake clock ---- */
 

@@ -41,6 +41,16 @@ int t_log_count_lines(const char *needle);
 /* All newline-terminated lines in the capture. */
 int t_log_total_lines(void);
 
+/* ---- the program's calls ---- */
+/* Points ps_libc (lib/libc.h) at libc's own functions, as shim/real.c does
+ * in the shim. */
+void t_libc_fill(void);
+
+/* A suite's start for tests that drive the entry points: SIGPIPE ignored,
+ * default configuration, counters zeroed, the pool ready, ps_libc filled;
+ * returns a loopback listener, its address in *dst. */
+int t_pool_setup(struct sockaddr_in *dst);
+
 /* ---- fake clock ---- */
 extern uint64_t t_fake_now;
 uint64_t t_fake_clock(void);

@@ -4,13 +4,17 @@
 #include "clock.h"
 #include "config.h"
 #include "fdtable.h"
+#include "events.h"
 #include "handoff.h"
+#include "io.h"
+#include "lifecycle.h"
 #include "helpers.h"
 #include "key.h"
 #include "log.h"
 #include "probe.h"
 #include "state.h"
 #include "stats.h"
+#include "steps.h"
 #include "sys.h"
 #include "track.h"
 
@@ -36,13 +40,9 @@ static struct sockaddr_in dst; /* its address */
 
 static void setup(void)
 {
-	signal(SIGPIPE, SIG_IGN);
-	ps_config_parse(&ps_config, t_env_empty);
-	ps_stats_reset();
+	lfd = t_pool_setup(&dst);
 	t_fake_now = 1000 * SEC;
 	ps_clock_set_source(t_fake_clock);
-	cr_assert_eq(ps_state_init(), 0);
-	lfd = t_listen(&dst);
 }
 
 static void teardown(void)
@@ -53,150 +53,8 @@ static void teardown(void)
 
 TestSuite(handoff, .init = setup, .fini = teardown);
 
-/* ---- the shim's wrappers, minus the interposition ---- */
-
-/* shim/socket.c socket() */
-static int w_socket(int type)
-{
-	int fd = socket(AF_INET, type, 0);
-	cr_assert_geq(fd, 0);
-	ps_track_socket(fd, AF_INET, type, 0);
-	return fd;
-}
-
-static int last_hit; /* whether the last w_connect came from the pool */
-
-/* shim/connect.c connect() */
-static int w_connect(int fd, const struct sockaddr *sa, socklen_t len)
-{
-	struct ps_conn *c = ps_fd_get(fd);
-	last_hit = 0;
-	if (!c)
-		return connect(fd, sa, len);
-	int saved = errno;
-	if (ps_conn_state(c) != PS_FRESH) {
-		if (sa && len >= (socklen_t)sizeof(sa_family_t) && sa->sa_family == AF_UNSPEC)
-			ps_track_taint(c, PS_T_UNTRACKABLE);
-		return connect(fd, sa, len);
-	}
-	int nonblock = 0;
-	uint32_t seq = ps_conn_seq(c);
-	if (sa && ps_checkout(c, fd, sa, len, &nonblock)) {
-		last_hit = 1;
-		errno = nonblock ? EINPROGRESS : saved;
-		return nonblock ? -1 : 0;
-	}
-	errno = saved;
-	int r = connect(fd, sa, len);
-	int err = errno;
-	if (sa)
-		ps_connected(c, seq, fd, sa, len, r, err);
-	errno = err;
-	return r;
-}
-
-/* shim/io.c tracked_send() for write(): the first write of a reused
- * connection is made with MSG_NOSIGNAL and retried once on a fresh
- * connection if the server had closed the idle one. */
-static int last_retried;
-static ssize_t w_write(int fd, const void *buf, size_t n)
-{
-	last_retried = 0;
-	if (!ps_fd_get(fd))
-		return write(fd, buf, n);
-	for (int attempt = 0;; attempt++) {
-		struct ps_conn *c = ps_io_begin(fd, PS_IO_WRITE, buf, n);
-		int guard = c && ps_io_first_reused_write(c);
-		ssize_t r = guard ? send(fd, buf, n, MSG_NOSIGNAL) : write(fd, buf, n);
-		if (!c)
-			return r;
-		int saved = errno;
-		int retry = ps_io_end(c, fd, PS_IO_WRITE, r, n, saved);
-		errno = saved;
-		if (retry && attempt == 0) {
-			last_retried = 1;
-			continue;
-		}
-		return r;
-	}
-}
-
-/* shim/io.c read(); waits (untracked poll) so a broken test cannot hang */
-static ssize_t w_read(int fd, void *buf, size_t n)
-{
-	cr_assert(t_wait_readable(fd, 2000), "nothing to read on fd %d", fd);
-	struct ps_conn *c = ps_fd_get(fd) ? ps_io_begin(fd, PS_IO_READ, NULL, 0) : NULL;
-	ssize_t r = read(fd, buf, n);
-	if (c) {
-		int saved = errno;
-		ps_io_end(c, fd, PS_IO_READ, r, n, saved);
-		errno = saved;
-	}
-	return r;
-}
-
-static int last_pooled; /* whether the last w_close put the connection in the pool */
-
-/* shim/close.c close() */
-static int w_close(int fd)
-{
-	struct ps_conn *c = ps_fd_get(fd);
-	last_pooled = 0;
-	if (c) {
-		int saved = errno;
-		int pooled = ps_checkin(c, fd);
-		errno = saved;
-		if (pooled) {
-			last_pooled = 1;
-			return 0;
-		}
-	}
-	return close(fd);
-}
-
-/* shim/fd.c dup() */
-static int w_dup(int fd)
-{
-	int r = dup(fd);
-	if (r < 0)
-		return r;
-	struct ps_conn *c = ps_fd_get(fd);
-	if (c)
-		ps_track_taint(c, PS_T_SHARED);
-	ps_track_new_fd(r);
-	return r;
-}
-
-/* shim/socket.c setsockopt() */
-static int w_setsockopt(int fd, int level, int name, const void *val, socklen_t len)
-{
-	struct ps_conn *c = ps_fd_get(fd);
-	if (!c)
-		return setsockopt(fd, level, name, val, len);
-	ps_track_setsockopt_before(c, fd, level, name);
-	int r = setsockopt(fd, level, name, val, len);
-	ps_track_setsockopt_after(c, level, name, val, len, r);
-	return r;
-}
-
-/* shim/socket.c bind() */
-static int w_bind(int fd, const struct sockaddr *sa, socklen_t len)
-{
-	int r = bind(fd, sa, len);
-	struct ps_conn *c = ps_fd_get(fd);
-	if (c)
-		ps_track_bind(c, sa, len, r);
-	return r;
-}
-
-/* shim/socket.c shutdown() */
-static int w_shutdown(int fd, int how)
-{
-	struct ps_conn *c = ps_fd_get(fd);
-	if (c)
-		ps_track_shutdown(c, 0);
-	return shutdown(fd, how);
-}
+/* The shim's entry points as its wrappers call them (w_*, last_hit,
+ * last_retried, last_pooled) are in steps.h. */
 
 /* ---- test steps ---- */
 
@@ -668,14 +526,12 @@ Test(handoff, fcntl_emfile_at_checkin_falls_back_to_real_close)
 	int fd = open_conn(SOCK_STREAM, &s);
 	exchange(fd, s, "GET /\n", "ok\n");
 	ps_sys.fcntl = fcntl_emfile;
-	struct ps_conn *c = ps_fd_get(fd);
-	cr_assert_not_null(c);
-	cr_assert_eq(ps_checkin(c, fd), 0, "the caller must make the real close");
-	cr_assert_geq(fcntl(fd, F_GETFD), 0, "checkin must not have closed the program's fd");
-	cr_assert_null(ps_fd_get(fd));
-	cr_assert_eq(close(fd), 0);
+	/* close() makes the program's real close itself when it cannot pool */
+	cr_assert_eq(w_close(fd), 0);
+	cr_assert_eq(last_pooled, 0);
 	ps_sys_reset();
 	assert_fd_closed(fd);
+	cr_assert_null(ps_fd_get(fd));
 	cr_assert_eq(STAT(REFUSED_CAPS), 1);
 	cr_assert_eq(STAT(REFUSED), 1);
 	cr_assert_eq(STAT(CHECKINS), 0);
@@ -891,12 +747,15 @@ Test(handoff, io_in_flight_at_close_is_refused)
 	int fd = open_conn(SOCK_STREAM, &s);
 	exchange(fd, s, "GET /\n", "ok\n");
 	/* another thread is inside a read on fd */
-	struct ps_conn *c = ps_io_begin(fd, PS_IO_READ, NULL, 0);
+	struct ps_conn *c = ps_fd_get(fd);
 	cr_assert_not_null(c);
+	cr_assert_neq(ps_life_io_enter(c, fd), 0);
 	cr_assert_eq(w_close(fd), 0);
 	cr_assert_eq(last_pooled, 0);
 	cr_assert_eq(STAT(REFUSED_STATE), 1);
-	ps_io_end(c, fd, PS_IO_READ, -1, 1, EBADF);
+	cr_assert_eq(ps_conn_live(), 1, "kept while a call is inside it");
+	ps_life_io_leave(c);
+	cr_assert_eq(ps_conn_live(), 0, "freed when the call leaves");
 	cr_assert_eq(ps_g.pool.total, 0);
 }
 
@@ -983,20 +842,6 @@ static int count_open_fds(void)
 	for (int fd = 0; fd < 4096; fd++)
 		n += fcntl(fd, F_GETFD) >= 0;
 	return n;
-}
-
-static void reset_peer(int s)
-{
-	struct linger lg = { 1, 0 };
-	cr_assert_eq(setsockopt(s, SOL_SOCKET, SO_LINGER, &lg, sizeof lg), 0);
-	close(s);
-}
-
-static void wait_for_reset(int fd)
-{
-	struct pollfd p = { .fd = fd, .events = POLLIN };
-	cr_assert_eq(poll(&p, 1, 2000), 1);
-	cr_assert(p.revents & (POLLERR | POLLHUP), "no RST seen: %#x", p.revents);
 }
 
 Test(handoff, stale_reuse_first_write_retries_on_a_fresh_connection)
@@ -1225,12 +1070,9 @@ Test(handoff, fork_without_atfork_handlers_is_detected)
 		int bad = 0;
 		if (ps_g.pool.total != 1)
 			bad |= 1; /* nothing has noticed yet */
-		int fd = socket(AF_INET, SOCK_STREAM, 0);
-		ps_track_socket(fd, AF_INET, SOCK_STREAM, 0);
-		struct ps_conn *c = ps_fd_get(fd);
-		int nb;
+		int fd = ps_socket(AF_INET, SOCK_STREAM, 0);
 		/* the first checkout notices the wiped page and resets */
-		if (!c || ps_checkout(c, fd, DST, &nb) != 0)
+		if (!ps_fd_get(fd) || w_connect(fd, DST) != 0 || last_hit)
 			bad |= 2;
 		if (ps_g.pool.total != 0)
 			bad |= 4;

@@ -1,0 +1,383 @@
+/* Owns the entry points of events.h: what each intercepted call means for
+ * the record at its descriptor, in the order that keeps the state machine
+ * (lifecycle.h) true.  The program's call is made here, through ps_libc, and
+ * errno is left exactly as that call left it. */
+#include "events.h"
+#include "config.h"
+#include "fdtable.h"
+#include "handoff.h"
+#include "key.h"
+#include "libc.h"
+#include "lifecycle.h"
+#include "probe.h"
+#include "ready.h"
+#include "state.h"
+#include "stats.h"
+#include "track.h"
+#include "clock.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/close_range.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <string.h>
+#include <sys/ioctl.h>
+
+static bool poolable_kind(int domain, int type, int protocol)
+{
+	if ((type & ~(SOCK_NONBLOCK | SOCK_CLOEXEC)) != SOCK_STREAM)
+		return false;
+	if (domain == AF_INET || domain == AF_INET6)
+		return protocol == 0 || protocol == IPPROTO_TCP;
+	if (domain == AF_UNIX)
+		return ps_config.unix_sockets && protocol == 0;
+	return false;
+}
+
+int ps_socket(int domain, int type, int protocol)
+{
+	int fd = ps_libc.socket(domain, type, protocol);
+	if (fd < 0 && ps_fd_pressure(errno))
+		fd = ps_libc.socket(domain, type, protocol);
+	if (fd < 0)
+		return fd;
+	int saved = errno;
+	if (ps_g.ready)
+		ps_check_fork();
+	if (!ps_g.ready || ps_config.disable || !poolable_kind(domain, type, protocol) ||
+	    !ps_life_new(fd, domain, type, protocol))
+		ps_track_new_fd(fd);
+	errno = saved;
+	return fd;
+}
+
+int ps_bind(int fd, const struct sockaddr *sa, socklen_t len)
+{
+	int r = ps_libc.bind(fd, sa, len);
+	struct ps_conn *c = ps_fd_program(fd);
+	if (c) {
+		int saved = errno;
+		ps_track_bind(c, sa, len, r);
+		errno = saved;
+	}
+	return r;
+}
+
+int ps_setsockopt(int fd, int level, int name, const void *val, socklen_t len)
+{
+	struct ps_conn *c = ps_fd_program(fd);
+	if (!c)
+		return ps_libc.setsockopt(fd, level, name, val, len);
+	int saved = errno;
+	ps_track_setsockopt_before(c, fd, level, name);
+	errno = saved;
+	int r = ps_libc.setsockopt(fd, level, name, val, len);
+	saved = errno;
+	ps_track_setsockopt_after(c, level, name, val, len, r);
+	errno = saved;
+	return r;
+}
+
+int ps_getsockopt(int fd, int level, int name, void *val, socklen_t *len)
+{
+	struct ps_conn *c = ps_fd_program(fd);
+	if (c && level == SOL_SOCKET && name == SO_ERROR)
+		ps_ready_check(fd); /* a dead reused connection is replaced first */
+	int r = ps_libc.getsockopt(fd, level, name, val, len);
+	/* the push of a split request (io.c) is ours, not the program's */
+	if (c && r == 0 && level == IPPROTO_TCP && name == TCP_NODELAY && c->nodelay_pushed && val &&
+	    len && *len >= (socklen_t)sizeof(int))
+		*(int *)val = 0;
+	return r;
+}
+
+/* The destination part of c's key (its local part was set by bind and
+ * setsockopt); false when the pool can never hold such a destination. */
+static bool set_destination(struct ps_conn *c, const struct sockaddr *sa, socklen_t len)
+{
+	struct ps_key k;
+	if (!sa || len > (socklen_t)sizeof c->dest || ps_key_init(&k, c->type, c->protocol, sa, len) < 0)
+		return false;
+	ps_key_copy_local(&k, &c->key);
+	c->key = k;
+	memcpy(&c->dest, sa, len);
+	c->dest_len = len;
+	return true;
+}
+
+/* The program's own connect on a tracked fresh socket. */
+static int real_connect(struct ps_conn *c, int fd, const struct sockaddr *sa, socklen_t len)
+{
+	if (!ps_life_begin_connect(c))
+		return ps_libc.connect(fd, sa, len);
+	int r = ps_libc.connect(fd, sa, len);
+	int err = errno;
+	/* EINTR: the handshake goes on in the background, as for EINPROGRESS */
+	bool connected = r == 0 || err == EINPROGRESS || err == EINTR;
+	if (connected) {
+		uint64_t cookie = 0;
+		if (ps_probe_cookie(fd, &cookie) < 0 || !c->dest_len)
+			ps_conn_add_taint(c, PS_T_UNTRACKABLE);
+		c->cookie = cookie;
+		c->created_ns = ps_now_ns();
+		c->sent = 0;
+		c->sent_before_use = 0;
+		ps_stat_inc(PS_ST_MISSES);
+	}
+	if (ps_life_end_connect(c, connected) && connected && !ps_conn_taint(c))
+		ps_reaper_start();
+	errno = err;
+	return r;
+}
+
+int ps_connect(int fd, const struct sockaddr *sa, socklen_t len)
+{
+	struct ps_conn *c = ps_fd_program(fd);
+	if (!c)
+		return ps_libc.connect(fd, sa, len);
+	int saved = errno;
+	if (ps_conn_state(c) != PS_FRESH) {
+		/* A repeat connect goes to the kernel (EISCONN/EALREADY), never
+		 * to a second checkout; AF_UNSPEC dissolves the connection.
+		 * hiredis asks this way whether its connect completed. */
+		if (sa && len >= (socklen_t)sizeof(sa_family_t) && sa->sa_family == AF_UNSPEC)
+			ps_track_taint(c, PS_T_UNTRACKABLE);
+		else
+			ps_ready_check(fd);
+		errno = saved;
+		return ps_libc.connect(fd, sa, len);
+	}
+	if (!set_destination(c, sa, len))
+		ps_track_taint(c, PS_T_UNTRACKABLE);
+	else if (ps_life_begin_checkout(c)) {
+		int hit = ps_checkout(c, fd);
+		if (ps_life_end_checkout(c, hit)) {
+			/* the program closed the number while we worked on it (a
+			 * signal handler): that close happens now */
+			ps_close(fd);
+			if (!hit) {
+				errno = EBADF;
+				return -1;
+			}
+		}
+		if (hit) {
+			/* as a fresh connect reports it: a non-blocking socket is
+			 * "in progress", and already writable with SO_ERROR 0 */
+			errno = c->nonblock ? EINPROGRESS : saved;
+			return c->nonblock ? -1 : 0;
+		}
+	}
+	errno = saved;
+	return real_connect(c, fd, sa, len);
+}
+
+int ps_shutdown(int fd, int how)
+{
+	struct ps_conn *c = ps_fd_program(fd);
+	/* before the call: the EOF it causes in a blocked recv must already
+	 * read as the program's own doing, never as a stale reuse */
+	if (c)
+		ps_track_taint(c, PS_T_SHUTDOWN);
+	return ps_libc.shutdown(fd, how);
+}
+
+int ps_close(int fd)
+{
+	struct ps_conn *c = ps_fd_get(fd);
+	if (!c)
+		return ps_libc.close(fd);
+	int saved = errno;
+	if (fd == c->hidden) {
+		/* the program closed one of the pool's numbers (a close-everything
+		 * loop): the connection goes, the number is the program's again */
+		if (ps_fd_cas(fd, c, NULL) && ps_release_hidden(c))
+			return ps_libc.close(fd);
+		errno = saved;
+		return 0;
+	}
+	if (fd != c->fd)
+		return ps_libc.close(fd);
+	int r = 0;
+	switch (ps_life_claim(c, true)) {
+	case PS_CLAIM_NONE:
+		return ps_libc.close(fd);
+	case PS_CLAIM_DEFERRED:
+		break; /* the operation that owns the number makes this close */
+	case PS_CLAIM_CLOSING:
+		errno = EBADF; /* the close in progress wins, as in the kernel */
+		return -1;
+	case PS_CLAIM_FRESH:
+		ps_fd_cas(fd, c, NULL);
+		__atomic_store_n(&c->fd, -1, __ATOMIC_RELAXED);
+		ps_life_end(c);
+		return ps_libc.close(fd);
+	case PS_CLAIM_ACTIVE:
+		/* from here no new I/O call can start tracking it */
+		ps_fd_cas(fd, c, NULL);
+		r = ps_checkin(c, fd);
+		if (r == 0)
+			errno = saved;
+		return r;
+	}
+	errno = saved;
+	return r;
+}
+
+/* newfd now refers to what oldfd refers to. */
+static int duplicated(int oldfd, int newfd)
+{
+	if (newfd < 0)
+		return newfd;
+	int saved = errno;
+	struct ps_conn *c = ps_fd_get(oldfd);
+	if (c)
+		ps_track_taint(c, PS_T_SHARED);
+	ps_track_new_fd(newfd);
+	errno = saved;
+	return newfd;
+}
+
+/* dup2/dup3 onto a tracked fd close what was there: drop it first. */
+static void replacing(int oldfd, int newfd)
+{
+	if (oldfd != newfd && ps_fd_get(newfd)) {
+		int saved = errno;
+		ps_track_drop(newfd);
+		errno = saved;
+	}
+}
+
+int ps_dup(int fd) { return duplicated(fd, ps_libc.dup(fd)); }
+
+int ps_dup2(int oldfd, int newfd)
+{
+	replacing(oldfd, newfd);
+	int r = ps_libc.dup2(oldfd, newfd);
+	return oldfd == newfd ? r : duplicated(oldfd, r);
+}
+
+int ps_dup3(int oldfd, int newfd, int flags)
+{
+	replacing(oldfd, newfd);
+	return duplicated(oldfd, ps_libc.dup3(oldfd, newfd, flags));
+}
+
+int ps_fcntl(int fd, int cmd, unsigned long arg, int is64)
+{
+	struct ps_conn *c = ps_fd_program(fd);
+	int r = is64 ? ps_libc.fcntl64(fd, cmd, arg) : ps_libc.fcntl(fd, cmd, arg);
+	if (!c || r < 0)
+		return r;
+	int saved = errno;
+	switch (cmd) {
+	case F_DUPFD:
+	case F_DUPFD_CLOEXEC:
+		duplicated(fd, r);
+		break;
+	case F_SETFL:
+		ps_track_nonblock(c, (arg & O_NONBLOCK) != 0);
+		if (arg & O_ASYNC)
+			ps_track_taint(c, PS_T_UNTRACKABLE);
+		break;
+	case F_SETFD:
+		ps_track_cloexec(c, (arg & FD_CLOEXEC) != 0);
+		break;
+	case F_SETOWN:
+	case F_SETOWN_EX:
+	case F_SETSIG:
+		ps_track_taint(c, PS_T_UNTRACKABLE);
+		break;
+	}
+	errno = saved;
+	return r;
+}
+
+int ps_ioctl(int fd, unsigned long request, void *arg)
+{
+	int r = ps_libc.ioctl(fd, request, arg);
+	struct ps_conn *c = ps_fd_program(fd);
+	if (c && r == 0 && arg) {
+		if (request == FIONBIO)
+			ps_track_nonblock(c, *(int *)arg);
+		else if (request == FIOASYNC && *(int *)arg)
+			ps_track_taint(c, PS_T_UNTRACKABLE);
+	}
+	return r;
+}
+
+/* A FILE* closes its fd with glibc's internal close, which no hook sees:
+ * such a socket is never pooled, and its stale record is caught by the
+ * identity check when the number is reused. */
+FILE *ps_fdopen(int fd, const char *mode)
+{
+	struct ps_conn *c = ps_fd_program(fd);
+	if (c)
+		ps_track_taint(c, PS_T_SHARED);
+	return ps_libc.fdopen(fd, mode);
+}
+
+int ps_close_range(unsigned lo, unsigned hi, int flags)
+{
+	if (!ps_libc.close_range) {
+		errno = ENOSYS;
+		return -1;
+	}
+	/* Forget first (another thread may reuse a number the moment it is
+	 * closed), but only for a call that will close: bad arguments fail
+	 * with EINVAL and the hidden descriptors must stay known. */
+	if (lo <= hi && !(flags & ~(CLOSE_RANGE_UNSHARE | CLOSE_RANGE_CLOEXEC))) {
+		int saved = errno;
+		ps_track_close_range(lo, hi, flags);
+		errno = saved;
+	}
+	return ps_libc.close_range(lo, hi, flags);
+}
+
+void ps_closefrom(int lo)
+{
+	if (lo < 0)
+		lo = 0;
+	int saved = errno;
+	ps_track_close_range((unsigned)lo, ~0u, 0);
+	errno = saved;
+	if (ps_libc.closefrom)
+		ps_libc.closefrom(lo);
+}
+
+int ps_epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
+{
+	int r = ps_libc.epoll_ctl(epfd, op, fd, ev);
+	struct ps_conn *c = ps_fd_program(fd);
+	if (c) {
+		int saved = errno;
+		ps_track_epoll_ctl(c, epfd, op, ev, r);
+		errno = saved;
+	}
+	return r;
+}
+
+int ps_accept4(int fd, struct sockaddr *sa, socklen_t *len, int flags, int with_flags)
+{
+	int r = with_flags ? ps_libc.accept4(fd, sa, len, flags) : ps_libc.accept(fd, sa, len);
+	if (r < 0 && ps_fd_pressure(errno))
+		r = with_flags ? ps_libc.accept4(fd, sa, len, flags) : ps_libc.accept(fd, sa, len);
+	if (r >= 0) {
+		int saved = errno;
+		ps_track_new_fd(r);
+		errno = saved;
+	}
+	return r;
+}
+
+int ps_opened(int fd, int (*open_again)(void *ctx), void *ctx)
+{
+	if (fd < 0 && ps_fd_pressure(errno))
+		fd = open_again(ctx);
+	if (fd >= 0 && ps_fd_get(fd)) {
+		int saved = errno;
+		ps_track_new_fd(fd);
+		errno = saved;
+	}
+	return fd;
+}
