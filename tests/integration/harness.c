@@ -231,11 +231,15 @@ static void server_read(struct it_server *s, long long deadline, bool until_eof,
 
 void it_server_start(struct it_server *s, const char *const *args)
 {
+	it_server_start_prog(s, it_env_path("ECHO_SERVER"), args);
+}
+
+void it_server_start_prog(struct it_server *s, const char *server, const char *const *args)
+{
 	memset(s, 0, sizeof *s);
 	s->pid = -1;
 	s->accepted = -1;
 	s->requests = -1;
-	const char *server = it_env_path("ECHO_SERVER");
 	const char *argv[32];
 	int k = 0;
 	argv[k++] = server;
@@ -253,7 +257,7 @@ void it_server_start(struct it_server *s, const char *const *args)
 	close(pfd[1]);
 	s->out_fd = pfd[0];
 	server_read(s, now_ms() + 10000, false, true);
-	cr_assert(s->port > 0, "echo_server did not print PORT within 10 s; output: '%s'", s->out);
+	cr_assert(s->port > 0, "%s did not print PORT within 10 s; output: '%s'", server, s->out);
 }
 
 void it_server_stop(struct it_server *s)

@@ -72,6 +72,10 @@ const char *it_stats_path(void);
  */
 void it_server_start(struct it_server *s, const char *const *args);
 
+/* The same with another server program of the same command line and
+ * output (safety_server). */
+void it_server_start_prog(struct it_server *s, const char *server, const char *const *args);
+
 /* SIGTERM, collect the final "accepted=<A> requests=<R>" line, reap. */
 void it_server_stop(struct it_server *s);
 

@@ -140,11 +140,10 @@ long parse_answer(const char *line, const char *tok)
 
 /* Sends REQ tok and reads the answer: the connid, -1 on an I/O error, -2 on
  * an answer that is not ours (printed). */
-long request(int fd, const char *tok)
+long ask(int fd, const char *cmd, const char *tok)
 {
-	char req[96], line[256];
-	snprintf(req, sizeof req, "REQ %s\n", tok);
-	if (send_str(fd, req) < 0) {
+	char line[256];
+	if (send_str(fd, cmd) < 0) {
 		fail("%s: write: %s", tok, strerror(errno));
 		return -1;
 	}
@@ -156,6 +155,13 @@ long request(int fd, const char *tok)
 	if (id == -2)
 		fail("%s: got someone else's answer: \"%s\"", tok, line);
 	return id;
+}
+
+long request(int fd, const char *tok)
+{
+	char req[96];
+	snprintf(req, sizeof req, "REQ %s\n", tok);
+	return ask(fd, req, tok);
 }
 
 /* socket, connect, request, close: the connid. */

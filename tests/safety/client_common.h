@@ -54,6 +54,11 @@ int read_line(int fd, char *buf, size_t cap, int timeout_ms);
 /* "RSP <tok> <id>[ ...]" -> id; -2 for an answer to another request. */
 long parse_answer(const char *line, const char *tok);
 
+/* Sends cmd (a whole line, with its '\n') and reads the answer to tok: the
+ * connid, -1 on an I/O error, -2 for someone else's answer (both reported
+ * with fail()). */
+long ask(int fd, const char *cmd, const char *tok);
+
 /* REQ tok and its answer: the connid, -1 on an I/O error, -2 for someone
  * else's answer (both reported with fail()). */
 long request(int fd, const char *tok);

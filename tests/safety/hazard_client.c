@@ -1,0 +1,215 @@
+/*
+ * hazard_client - the programs of the hazard suite (test_hazards.c), each a
+ * small socket program that meets one hazard of HAZARDS.md 19-22 (and the
+ * signal-handler close of 17).  It runs unchanged with and without the shim
+ * and checks only what the program itself sees: results, errors, timing,
+ * its own descriptors, and what it can ask the server (COUNT) or read in
+ * /proc/net/tcp.  Whether its connections were pooled is the test's
+ * business (the server's accepted count).
+ *
+ * Usage: hazard_client <scenario> <port> [<arg>]
+ *
+ * Talks to safety_server on 127.0.0.1 (signal_close_strict: echo_server).
+ * Every wait is bounded (poll, SO_RCVTIMEO, timed joins), so a hang is a
+ * FAIL, not a stuck test.  At start every descriptor >= 3 is closed with the
+ * raw syscall, so descriptor numbers are predictable.
+ *
+ * Output: "INFO ..." lines and "FAIL: ..." for each failed check.  Exit
+ * status 0 on success, 1 on failure, 2 on usage errors.
+ *
+ * Scenarios (a connection "from the pool" is one the previous cycle left
+ * idle; without the shim it is simply a new connection):
+ *   cancel_shutdown        thread A blocks in recv on a connection from the
+ *                          pool (SLOW request); the main thread cancels it
+ *                          with shutdown(SHUT_RDWR).  A must get EOF at once
+ *                          and the server must have run the request once.
+ */
+#include "client_common.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+#define BLOCKED_RECV_TIMEOUT_MS 3000
+
+static int port;
+
+static void set_rcvtimeo(int fd, int ms)
+{
+	struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
+	REQUIRE(setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) == 0, "SO_RCVTIMEO: %s",
+		strerror(errno));
+}
+
+/* The program's COUNT question on a connection of its own. */
+static long executions(const char *tok)
+{
+	char cmd[96], want[96], line[256];
+	snprintf(cmd, sizeof cmd, "COUNT %s\n", tok);
+	snprintf(want, sizeof want, "CNT %s ", tok);
+	int fd = open_conn(port);
+	long n = -1;
+	if (send_str(fd, cmd) == 0 && read_line(fd, line, sizeof line, IO_TIMEOUT_MS) >= 0 &&
+	    strncmp(line, want, strlen(want)) == 0)
+		n = strtol(line + strlen(want), NULL, 10);
+	else
+		fail("COUNT %s: no answer (%s)", tok, strerror(errno));
+	close(fd);
+	return n;
+}
+
+/* Sends cmd on a new connection, reads the answer to tok, closes: the shim
+ * pools that connection for the next connect. */
+static long pool_one(const char *cmd, const char *tok)
+{
+	int fd = open_conn(port);
+	long id = ask(fd, cmd, tok);
+	REQUIRE(id > 0, "%s: setup request failed", tok);
+	close(fd);
+	return id;
+}
+
+/* ---- a recv blocked in another thread --------------------------------------- */
+
+struct blocked_recv {
+	int fd;
+	pid_t tid;
+	ssize_t ret;
+	int err;
+	int64_t done_ms;
+	char buf[256];
+	pthread_t thread;
+};
+
+static void *blocked_recv_main(void *arg)
+{
+	struct blocked_recv *b = arg;
+	__atomic_store_n(&b->tid, (pid_t)syscall(SYS_gettid), __ATOMIC_RELEASE);
+	b->ret = recv(b->fd, b->buf, sizeof b->buf - 1, 0);
+	b->err = errno;
+	b->done_ms = now_ms();
+	if (b->ret > 0) {
+		b->buf[b->ret] = '\0';
+		b->buf[strcspn(b->buf, "\n")] = '\0'; /* for the messages */
+	}
+	return NULL;
+}
+
+/* True once the thread sits in the recvfrom syscall (recv is recvfrom on
+ * x86-64 and arm64): /proc/self/task/<tid>/syscall starts with its number. */
+static bool in_recv(pid_t tid)
+{
+	char path[64], text[64] = "";
+	snprintf(path, sizeof path, "/proc/self/task/%d/syscall", (int)tid);
+	int f = open(path, O_RDONLY | O_CLOEXEC);
+	if (f < 0)
+		return false;
+	ssize_t n = read(f, text, sizeof text - 1);
+	close(f);
+	if (n <= 0)
+		return false;
+	text[n] = '\0';
+	return atol(text) == SYS_recvfrom;
+}
+
+/* Starts thread A's recv on fd and returns once it is blocked in it. */
+static void start_blocked_recv(struct blocked_recv *b, int fd)
+{
+	memset(b, 0, sizeof *b);
+	b->fd = fd;
+	REQUIRE(pthread_create(&b->thread, NULL, blocked_recv_main, b) == 0, "pthread_create");
+	bool blocked = false;
+	for (int i = 0; i < 200 && !blocked; i++) {
+		sleep_ms(5);
+		pid_t tid = __atomic_load_n(&b->tid, __ATOMIC_ACQUIRE);
+		blocked = tid > 0 && in_recv(tid);
+	}
+	sleep_ms(20); /* inside the kernel's wait, not on its way there */
+	REQUIRE(blocked, "thread A did not block in recv within 1 s");
+}
+
+/* Joins thread A; a recv that outlives every timeout ends the program. */
+static void join_blocked_recv(struct blocked_recv *b)
+{
+	struct timespec dl;
+	clock_gettime(CLOCK_REALTIME, &dl);
+	dl.tv_sec += 3 * BLOCKED_RECV_TIMEOUT_MS / 1000;
+	if (pthread_timedjoin_np(b->thread, NULL, &dl) != 0) {
+		fail("thread A's recv has not returned after %d ms", 3 * BLOCKED_RECV_TIMEOUT_MS);
+		fflush(stdout);
+		_exit(1);
+	}
+}
+
+/* A socket with a receive timeout, connected: from the pool under the shim. */
+static int guarded_conn(void)
+{
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	REQUIRE(fd >= 0, "socket: %s", strerror(errno));
+	set_rcvtimeo(fd, BLOCKED_RECV_TIMEOUT_MS);
+	REQUIRE(connect_to(fd, port) == 0, "connect: %s", strerror(errno));
+	return fd;
+}
+
+/* ---- HAZARDS.md 19: a cancel is not a stale reuse ---------------------------- */
+
+static void sc_cancel_shutdown(void)
+{
+	pool_one("REQ c0\n", "c0");
+	int fd = guarded_conn();
+	REQUIRE(send_str(fd, "SLOW c1 600\n") == 0, "write: %s", strerror(errno));
+	struct blocked_recv a;
+	start_blocked_recv(&a, fd);
+	int64_t t0 = now_ms();
+	CHECK(shutdown(fd, SHUT_RDWR) == 0, "shutdown: %s", strerror(errno));
+	join_blocked_recv(&a);
+	long took = (long)(a.done_ms - t0);
+	info("thread A's recv returned %zd (%s) %ld ms after shutdown", a.ret,
+	     a.ret < 0 ? strerror(a.err) : a.ret ? a.buf : "EOF", took);
+	CHECK(a.ret == 0, "the cancelled recv returned %zd (%s), not EOF", a.ret,
+	      a.ret > 0 ? a.buf : strerror(a.err));
+	CHECK(took < 150, "the cancelled recv returned %ld ms after shutdown, not at once", took);
+	close(fd);
+	long n = executions("c1");
+	info("the server ran c1 %ld time(s)", n);
+	CHECK(n == 1, "the server ran the cancelled request %ld times", n);
+}
+
+/* ---- main --------------------------------------------------------------------- */
+
+static void usage(void)
+{
+	fprintf(stderr, "usage: hazard_client <scenario> <port> [<arg>]\n");
+	exit(2);
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 3)
+		usage();
+	const char *name = argv[1];
+	port = atoi(argv[2]);
+	if (port <= 0)
+		usage();
+	close_inherited_fds();
+
+	if (strcmp(name, "cancel_shutdown") == 0)
+		sc_cancel_shutdown();
+	else
+		usage();
+	fflush(stdout);
+	return failures ? 1 : 0;
+}

@@ -1,0 +1,86 @@
+/*
+ * The hazard suite: one regression test per hazard found since the first
+ * version (HAZARDS.md 19-22) and for the signal-handler close of 17, each
+ * named after the hazard.  Each test runs the same hazard_client program
+ * twice against a fresh safety_server (or echo_server): first without the
+ * shim (the control: what the program sees natively), then under
+ * LD_PRELOAD=libpoolshim.so.  The program checks its own results (answers,
+ * errors, EOF, timing, signals, its descriptors) and exits 1 with "FAIL: ..."
+ * lines when they differ from what libc gives it; the test adds what only
+ * the server can tell (how many connections it accepted: the episode really
+ * went through a pooled connection, and pooling still works afterwards).
+ */
+#include "harness.h"
+
+#include <criterion/criterion.h>
+#include <stdio.h>
+
+static void hazards_setup(void)
+{
+	it_setup();
+	it_set_child_timeout(20000);
+}
+
+TestSuite(hazards, .init = hazards_setup, .fini = it_teardown, .timeout = 60);
+
+#define OUT_FMT "\nexit=%d\nstdout:\n%s\nstderr:\n%s"
+#define OUT_ARGS(p) (p).code, (p).out, (p).err
+
+static struct it_proc proc; /* 128 KiB of captured output: not on the stack */
+
+struct hazard {
+	const char *scenario;
+	const char *arg;                 /* NULL: none */
+	const char *server;              /* env name of the server: SAFETY_SERVER, ECHO_SERVER */
+	const char *const *server_args;  /* may be NULL */
+	const char *const *env;          /* for the client, may be NULL */
+};
+
+/* One hazard_client run against a server of its own; the server's accepted
+ * count. */
+static long run_once(const struct hazard *h, bool shim)
+{
+	struct it_server s;
+	char portbuf[16];
+	it_server_start_prog(&s, it_env_path(h->server ? h->server : "SAFETY_SERVER"), h->server_args);
+	snprintf(portbuf, sizeof portbuf, "%d", s.port);
+	const char *argv[] = { it_env_path("HAZARD_CLIENT"), h->scenario, portbuf, h->arg, NULL };
+	it_run(&proc, argv, shim, h->env);
+	it_server_stop(&s);
+	return s.accepted;
+}
+
+/* The control without the shim, then the run under it: the program must pass
+ * its own checks both times.  Returns the accepted count of the shim run. */
+static long hazard_test(const struct hazard *h)
+{
+	long plain = run_once(h, false);
+	cr_assert_eq(proc.code, 0, "%s without the shim (the control) failed: the test is wrong" OUT_FMT,
+		     h->scenario, OUT_ARGS(proc));
+	long shimmed = run_once(h, true);
+	cr_log_info("%s: server accepted %ld connections without the shim, %ld with it", h->scenario, plain,
+		    shimmed);
+	cr_assert_eq(proc.code, 0, "%s under the shim: the program saw what it does not see without it" OUT_FMT,
+		     h->scenario, OUT_ARGS(proc));
+	return shimmed;
+}
+
+/* The pooled connection the episode needs was really handed out. */
+static void assert_pooled(const struct hazard *h, long accepted, long at_most)
+{
+	cr_assert_leq(accepted, at_most,
+		      "%s under the shim: the server accepted %ld connections (at most %ld if pooled)" OUT_FMT,
+		      h->scenario, accepted, at_most, OUT_ARGS(proc));
+}
+
+/* ---- HAZARDS.md 19: a cancel is not a stale reuse ----------------------------- */
+
+/* Thread B's shutdown(SHUT_RDWR) cancels thread A's recv on a connection
+ * from the pool: A gets EOF at once, and the server ran the request once
+ * (not again on a new connection, as a stale-reuse resend would). */
+Test(hazards, cancel_by_shutdown_is_not_a_second_execution)
+{
+	const struct hazard h = { .scenario = "cancel_shutdown" };
+	/* pooled cycle + cancelled reuse, then the COUNT connection */
+	assert_pooled(&h, hazard_test(&h), 2);
+}
