@@ -23,6 +23,10 @@
  *                          pool (SLOW request); the main thread cancels it
  *                          with shutdown(SHUT_RDWR).  A must get EOF at once
  *                          and the server must have run the request once.
+ *   close_then_file        A blocks in recv (DROP request); the main thread
+ *                          closes the fd and opens /dev/null on the same
+ *                          number; the server then drops the request.  The
+ *                          number must still be /dev/null afterwards.
  */
 #include "client_common.h"
 
@@ -188,6 +192,36 @@ static void sc_cancel_shutdown(void)
 	CHECK(n == 1, "the server ran the cancelled request %ld times", n);
 }
 
+/* ---- HAZARDS.md 20: asynchronous paths outlive their record ------------------ */
+
+static void sc_close_then_file(void)
+{
+	struct stat devnull, st;
+	REQUIRE(stat("/dev/null", &devnull) == 0, "stat /dev/null: %s", strerror(errno));
+	pool_one("REQ f0\n", "f0");
+	int fd = guarded_conn();
+	REQUIRE(send_str(fd, "DROP f1 300\n") == 0, "write: %s", strerror(errno));
+	struct blocked_recv a;
+	start_blocked_recv(&a, fd);
+	CHECK(close(fd) == 0, "close: %s", strerror(errno));
+	int file = open("/dev/null", O_RDWR);
+	REQUIRE(file == fd, "/dev/null got fd %d, not the socket's number %d", file, fd);
+	join_blocked_recv(&a);
+	info("thread A's recv returned %zd (%s)", a.ret, a.ret < 0 ? strerror(a.err) : "EOF");
+	CHECK(a.ret == 0, "the recv on the dropped request returned %zd (%s), not EOF", a.ret,
+	      a.ret > 0 ? a.buf : strerror(a.err));
+	CHECK(fstat(file, &st) == 0, "fstat %d: %s", file, strerror(errno));
+	bool same = S_ISCHR(st.st_mode) && st.st_rdev == devnull.st_rdev && st.st_ino == devnull.st_ino;
+	info("fd %d: %s", file, same ? "/dev/null" : S_ISSOCK(st.st_mode) ? "a socket" : "something else");
+	CHECK(same, "fd %d, the program's /dev/null, is no longer /dev/null (%s)", file,
+	      S_ISSOCK(st.st_mode) ? "now a socket" : "mode changed");
+	int socks[8];
+	int n = list_sockets(socks, 8, NULL);
+	CHECK(n == 0, "%d socket(s) open in the program, which closed all of its own (fd %d)", n,
+	      n ? socks[0] : -1);
+	close(file);
+}
+
 /* ---- main --------------------------------------------------------------------- */
 
 static void usage(void)
@@ -208,6 +242,8 @@ int main(int argc, char **argv)
 
 	if (strcmp(name, "cancel_shutdown") == 0)
 		sc_cancel_shutdown();
+	else if (strcmp(name, "close_then_file") == 0)
+		sc_close_then_file();
 	else
 		usage();
 	fflush(stdout);

@@ -84,3 +84,14 @@ Test(hazards, cancel_by_shutdown_is_not_a_second_execution)
 	/* pooled cycle + cancelled reuse, then the COUNT connection */
 	assert_pooled(&h, hazard_test(&h), 2);
 }
+
+/* ---- HAZARDS.md 20: asynchronous paths outlive their record ------------------- */
+
+/* B closes the fd A is blocked on; /dev/null takes the number; then the
+ * server drops A's request.  The number must still be /dev/null. */
+Test(hazards, late_recv_after_close_does_not_replace_a_file)
+{
+	const struct hazard h = { .scenario = "close_then_file" };
+	/* one connection: pooled, then reused by A */
+	assert_pooled(&h, hazard_test(&h), 1);
+}
