@@ -27,6 +27,10 @@
  *                          closes the fd and opens /dev/null on the same
  *                          number; the server then drops the request.  The
  *                          number must still be /dev/null afterwards.
+ *   close_then_socket <n>  A blocks in recv (SLOW); the main thread closes
+ *                          the fd, makes a new socket on the same number and
+ *                          connects it; A's answer arrives late.  Then the
+ *                          new socket and <n> more cycles make requests.
  */
 #include "client_common.h"
 
@@ -222,6 +226,34 @@ static void sc_close_then_file(void)
 	close(file);
 }
 
+static void sc_close_then_socket(long cycles)
+{
+	pool_one("REQ s0\n", "s0");
+	int fd = guarded_conn();
+	REQUIRE(send_str(fd, "SLOW s1 300\n") == 0, "write: %s", strerror(errno));
+	struct blocked_recv a;
+	start_blocked_recv(&a, fd);
+	CHECK(close(fd) == 0, "close: %s", strerror(errno));
+	int fd2 = socket(AF_INET, SOCK_STREAM, 0);
+	REQUIRE(fd2 == fd, "the new socket got fd %d, not the old number %d", fd2, fd);
+	REQUIRE(connect_to(fd2, port) == 0, "connect: %s", strerror(errno));
+	join_blocked_recv(&a);
+	info("thread A's late recv returned %zd: \"%s\"", a.ret, a.ret > 0 ? a.buf : strerror(a.err));
+	CHECK(a.ret > 0 && parse_answer(a.buf, "s1") > 0, "thread A's recv did not return its answer");
+	long y = request(fd2, "s2");
+	CHECK(y > 0, "request on the new socket failed");
+	close(fd2);
+	long ok = 0;
+	for (long i = 0; i < cycles; i++) {
+		char tok[32];
+		snprintf(tok, sizeof tok, "s3-%ld", i);
+		if (cycle(port, tok) > 0)
+			ok++;
+	}
+	info("%ld of %ld further cycles answered right", ok, cycles);
+	CHECK(ok == cycles, "%ld of %ld cycles failed", cycles - ok, cycles);
+}
+
 /* ---- main --------------------------------------------------------------------- */
 
 static void usage(void)
@@ -236,6 +268,7 @@ int main(int argc, char **argv)
 		usage();
 	const char *name = argv[1];
 	port = atoi(argv[2]);
+	const char *arg = argc > 3 ? argv[3] : NULL;
 	if (port <= 0)
 		usage();
 	close_inherited_fds();
@@ -244,6 +277,8 @@ int main(int argc, char **argv)
 		sc_cancel_shutdown();
 	else if (strcmp(name, "close_then_file") == 0)
 		sc_close_then_file();
+	else if (strcmp(name, "close_then_socket") == 0)
+		sc_close_then_socket(arg ? atol(arg) : 20);
 	else
 		usage();
 	fflush(stdout);

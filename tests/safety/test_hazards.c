@@ -95,3 +95,14 @@ Test(hazards, late_recv_after_close_does_not_replace_a_file)
 	/* one connection: pooled, then reused by A */
 	assert_pooled(&h, hazard_test(&h), 1);
 }
+
+/* B closes the fd A is blocked on and connects a new socket on the same
+ * number; A's answer arrives late.  It must not count against the new
+ * socket ("server speaks first" would end pooling for the destination):
+ * the 20 cycles after it are pooled, on the new socket's connection. */
+Test(hazards, late_recv_after_close_does_not_land_on_the_next_socket)
+{
+	const struct hazard h = { .scenario = "close_then_socket", .arg = "20" };
+	/* pooled cycle, A's reused connection, the new socket's; + 1 spare */
+	assert_pooled(&h, hazard_test(&h), 3);
+}
