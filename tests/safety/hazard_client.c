@@ -31,6 +31,12 @@
  *                          the fd, makes a new socket on the same number and
  *                          connects it; A's answer arrives late.  Then the
  *                          new socket and <n> more cycles make requests.
+ *   split_write <fin|rst>-<dfl|ign>
+ *                          the server closes (FIN) or resets the pooled
+ *                          connection while it is idle after the next
+ *                          checkout; the program writes its request in two
+ *                          write() calls and reads, with SIGPIPE at its
+ *                          default or ignored.
  */
 #include "client_common.h"
 
@@ -254,6 +260,35 @@ static void sc_close_then_socket(long cycles)
 	CHECK(ok == cycles, "%ld of %ld cycles failed", cycles - ok, cycles);
 }
 
+/* ---- HAZARDS.md 21: requests written in several writes ------------------------ */
+
+static void sc_split_write(const char *variant)
+{
+	bool rst = strncmp(variant, "rst", 3) == 0;
+	if (strstr(variant, "ign"))
+		signal(SIGPIPE, SIG_IGN);
+	pool_one(rst ? "RSTIN p0 200\n" : "FININ p0 200\n", "p0");
+	int fd = guarded_conn();
+	sleep_ms(400); /* the server ends the idle connection meanwhile */
+	int64_t t0 = now_ms();
+	ssize_t w1 = write(fd, "REQ ", 4);
+	int e1 = errno;
+	ssize_t w2 = write(fd, "p1\n", 3);
+	int e2 = errno;
+	char line[256] = "";
+	int r = read_line(fd, line, sizeof line, 3000);
+	int e3 = errno;
+	long took = (long)(now_ms() - t0);
+	info("write 1: %zd (%s), write 2: %zd (%s), read: \"%s\" (%s), %ld ms", w1, w1 < 0 ? strerror(e1) : "ok",
+	     w2, w2 < 0 ? strerror(e2) : "ok", line, r < 0 ? strerror(e3) : "ok", took);
+	CHECK(w1 == 4, "the first write failed: %s", strerror(e1));
+	CHECK(w2 == 3, "the second write failed: %s", strerror(e2));
+	CHECK(r >= 0 && parse_answer(line, "p1") > 0, "no answer to the split request: \"%s\" (%s)", line,
+	      r < 0 ? strerror(e3) : "wrong answer");
+	CHECK(took < 1000, "the split request took %ld ms", took);
+	close(fd);
+}
+
 /* ---- main --------------------------------------------------------------------- */
 
 static void usage(void)
@@ -279,6 +314,8 @@ int main(int argc, char **argv)
 		sc_close_then_file();
 	else if (strcmp(name, "close_then_socket") == 0)
 		sc_close_then_socket(arg ? atol(arg) : 20);
+	else if (strcmp(name, "split_write") == 0 && arg)
+		sc_split_write(arg);
 	else
 		usage();
 	fflush(stdout);

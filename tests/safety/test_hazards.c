@@ -106,3 +106,23 @@ Test(hazards, late_recv_after_close_does_not_land_on_the_next_socket)
 	/* pooled cycle, A's reused connection, the new socket's; + 1 spare */
 	assert_pooled(&h, hazard_test(&h), 3);
 }
+
+/* ---- HAZARDS.md 21: requests written in several writes ------------------------ */
+
+/* The server ends the pooled connection after the checkout, while it is
+ * idle; the program writes "REQ " and "p1\n", then reads.  Natively the
+ * connection is new and the answer comes at once. */
+static void split_write_test(const char *variant)
+{
+	const struct hazard h = { .scenario = "split_write", .arg = variant };
+	/* pooled cycle + the replacement of the stale one */
+	assert_pooled(&h, hazard_test(&h), 2);
+}
+
+Test(hazards, split_write_request_after_idle_fin_sigpipe_default) { split_write_test("fin-dfl"); }
+
+Test(hazards, split_write_request_after_idle_rst_sigpipe_default) { split_write_test("rst-dfl"); }
+
+Test(hazards, split_write_request_after_idle_fin_sigpipe_ignored) { split_write_test("fin-ign"); }
+
+Test(hazards, split_write_request_after_idle_rst_sigpipe_ignored) { split_write_test("rst-ign"); }
