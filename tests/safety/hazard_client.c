@@ -37,6 +37,11 @@
  *                          checkout; the program writes its request in two
  *                          write() calls and reads, with SIGPIPE at its
  *                          default or ignored.
+ *   nonblock_dead <poll|epoll>
+ *                          non-blocking connect onto a connection the server
+ *                          resets after 200 ms idle; the program waits
+ *                          400 ms, then poll(POLLOUT) or epoll_wait(EPOLLOUT)
+ *                          and SO_ERROR, then its request.
  */
 #include "client_common.h"
 
@@ -289,6 +294,50 @@ static void sc_split_write(const char *variant)
 	close(fd);
 }
 
+/* ---- HAZARDS.md 22: dead before first use, seen through SO_ERROR -------------- */
+
+static void sc_nonblock_dead(const char *how)
+{
+	bool use_epoll = strcmp(how, "epoll") == 0;
+	pool_one("RSTIN n0 200\n", "n0");
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+	REQUIRE(fd >= 0, "socket: %s", strerror(errno));
+	int r = connect_to(fd, port);
+	REQUIRE(r == 0 || errno == EINPROGRESS, "non-blocking connect: %s", strerror(errno));
+	int ep = -1;
+	if (use_epoll) {
+		ep = epoll_create1(EPOLL_CLOEXEC);
+		struct epoll_event ev = { .events = EPOLLOUT, .data.fd = fd };
+		REQUIRE(ep >= 0 && epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) == 0, "epoll: %s", strerror(errno));
+	}
+	sleep_ms(400); /* past the server's 200 ms before the first I/O */
+	unsigned events = 0;
+	int n;
+	if (use_epoll) {
+		struct epoll_event ev;
+		n = epoll_wait(ep, &ev, 1, 1000);
+		events = n == 1 ? ev.events : 0;
+	} else {
+		struct pollfd p = { .fd = fd, .events = POLLOUT };
+		n = poll(&p, 1, 1000);
+		events = n == 1 ? (unsigned)p.revents : 0;
+	}
+	int soerr = -1;
+	socklen_t len = sizeof soerr;
+	CHECK(getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &len) == 0, "SO_ERROR: %s", strerror(errno));
+	info("%s: %d event(s) 0x%x, SO_ERROR %d (%s)", how, n, events, soerr, strerror(soerr));
+	CHECK(n == 1 && (events & POLLOUT), "%s: the connected socket is not writable (%d, 0x%x)", how, n,
+	      events);
+	CHECK(!(events & (POLLERR | POLLHUP)), "%s reports %s%s on a connect that succeeded", how,
+	      events & POLLERR ? "ERR " : "", events & POLLHUP ? "HUP" : "");
+	CHECK(soerr == 0, "SO_ERROR is %d (%s) after a connect that succeeded", soerr, strerror(soerr));
+	long id = request(fd, "n1");
+	CHECK(id > 0, "the request after the connect failed");
+	if (ep >= 0)
+		close(ep);
+	close(fd);
+}
+
 /* ---- main --------------------------------------------------------------------- */
 
 static void usage(void)
@@ -316,6 +365,8 @@ int main(int argc, char **argv)
 		sc_close_then_socket(arg ? atol(arg) : 20);
 	else if (strcmp(name, "split_write") == 0 && arg)
 		sc_split_write(arg);
+	else if (strcmp(name, "nonblock_dead") == 0 && arg)
+		sc_nonblock_dead(arg);
 	else
 		usage();
 	fflush(stdout);

@@ -126,3 +126,20 @@ Test(hazards, split_write_request_after_idle_rst_sigpipe_default) { split_write_
 Test(hazards, split_write_request_after_idle_fin_sigpipe_ignored) { split_write_test("fin-ign"); }
 
 Test(hazards, split_write_request_after_idle_rst_sigpipe_ignored) { split_write_test("rst-ign"); }
+
+/* ---- HAZARDS.md 22: dead before first use, seen through SO_ERROR -------------- */
+
+/* A non-blocking connect hands out a pooled connection; the server resets
+ * it (idle 200 ms after an answer) before the program's first I/O.  A
+ * fresh connection is writable with SO_ERROR 0; so must this one be. */
+Test(hazards, nonblocking_reused_connect_reset_while_idle_poll)
+{
+	const struct hazard h = { .scenario = "nonblock_dead", .arg = "poll" };
+	assert_pooled(&h, hazard_test(&h), 2);
+}
+
+Test(hazards, nonblocking_reused_connect_reset_while_idle_epoll)
+{
+	const struct hazard h = { .scenario = "nonblock_dead", .arg = "epoll" };
+	assert_pooled(&h, hazard_test(&h), 2);
+}
