@@ -42,6 +42,15 @@
  *                          resets after 200 ms idle; the program waits
  *                          400 ms, then poll(POLLOUT) or epoll_wait(EPOLLOUT)
  *                          and SO_ERROR, then its request.
+ *   signal_close_strict <ms>
+ *                          a 1 kHz SIGALRM handler closes the current socket
+ *                          if connect() is running on it, while the main
+ *                          loop cycles for <ms>; a socket the handler closed
+ *                          is never touched again (no double close).
+ *                          Afterwards (pool drained: run with a small
+ *                          POOLSHIM_IDLE_TIMEOUT) the process must hold the
+ *                          descriptors it started with and no ESTABLISHED
+ *                          connection to the server (/proc/net/tcp).
  */
 #include "client_common.h"
 
@@ -338,6 +347,113 @@ static void sc_nonblock_dead(const char *how)
 	close(fd);
 }
 
+/* ---- HAZARDS.md 17: a signal handler closes the program's fd ------------------- */
+
+static volatile sig_atomic_t cur_fd = -1;
+
+static void close_current(int sig)
+{
+	(void)sig;
+	int saved = errno;
+	int fd = cur_fd;
+	if (fd >= 0) {
+		cur_fd = -1;
+		close(fd);
+	}
+	errno = saved;
+}
+
+/* ESTABLISHED TCP sockets in this network namespace whose peer is port:
+ * the client ends of connections to the server. */
+static int established_to(int p)
+{
+	FILE *f = fopen("/proc/net/tcp", "re");
+	if (!f)
+		return -1;
+	char line[256];
+	int n = 0;
+	for (int i = 0; i < 100000 && fgets(line, sizeof line, f); i++) {
+		unsigned rport, st;
+		if (sscanf(line, " %*d: %*x:%*x %*x:%x %x", &rport, &st) == 2 && (int)rport == p && st == 1)
+			n++;
+	}
+	fclose(f);
+	return n;
+}
+
+/* Takes fd back from the handler: true if it was still the program's (the
+ * handler had not closed it).  Exactly one of the two closes each socket:
+ * a program must never close a number twice. */
+static bool take_back(int fd, const sigset_t *alrm)
+{
+	sigset_t old;
+	pthread_sigmask(SIG_BLOCK, alrm, &old);
+	bool mine = cur_fd == fd;
+	cur_fd = -1;
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	return mine;
+}
+
+static void sc_signal_close_strict(long duration_ms)
+{
+	signal(SIGPIPE, SIG_IGN);
+	sigset_t alrm;
+	sigemptyset(&alrm);
+	sigaddset(&alrm, SIGALRM);
+	struct sigaction sa;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = close_current;
+	sa.sa_flags = SA_RESTART;
+	sigaction(SIGALRM, &sa, NULL);
+	int baseline = count_fds();
+	struct itimerval it = { .it_interval = { 0, 1000 }, .it_value = { 0, 1000 } };
+	REQUIRE(setitimer(ITIMER_REAL, &it, NULL) == 0, "setitimer: %s", strerror(errno));
+	long iterations = 0, ok = 0, mismatches = 0, lost = 0;
+	int64_t start = now_ms();
+	for (long i = 0; i < 10000000 && now_ms() - start < duration_ms; i++, iterations++) {
+		char tok[32], req[48], line[256];
+		snprintf(tok, sizeof tok, "sig-%ld", i);
+		snprintf(req, sizeof req, "REQ %s\n", tok);
+		int fd = socket(AF_INET, SOCK_STREAM, 0);
+		if (fd < 0)
+			continue;
+		/* the handler may close the socket while connect() (the checkout)
+		 * runs; a close in the middle of an answer would only stop pooling */
+		cur_fd = fd;
+		int r = connect_to(fd, port);
+		if (!take_back(fd, &alrm)) {
+			lost++; /* closed by the handler: the number is no longer ours */
+			continue;
+		}
+		if (r == 0 && send_str(fd, req) == 0 && read_line(fd, line, sizeof line, 1000) >= 0) {
+			if (parse_answer(line, tok) > 0)
+				ok++;
+			else if (++mismatches <= 3)
+				info("iteration %ld: wrong answer \"%s\"", i, line);
+		}
+		close(fd);
+	}
+	struct itimerval off = { { 0, 0 }, { 0, 0 } };
+	setitimer(ITIMER_REAL, &off, NULL);
+	signal(SIGALRM, SIG_IGN);
+	/* everything is closed; the pool drains within POOLSHIM_IDLE_TIMEOUT */
+	int fds = count_fds(), est = established_to(port);
+	for (int i = 0; i < 20 && (fds != baseline || est != 0); i++) {
+		sleep_ms(100);
+		fds = count_fds();
+		est = established_to(port);
+	}
+	info("iterations=%ld ok=%ld mismatches=%ld closed by the handler during connect=%ld", iterations, ok,
+	     mismatches, lost);
+	info("after the pool drained: %d descriptors open (%d at start), %d ESTABLISHED to the server", fds,
+	     baseline, est);
+	CHECK(mismatches == 0, "%ld answers belonged to other requests", mismatches);
+	CHECK(iterations >= 100 && ok >= 10, "only %ld iterations, %ld answered", iterations, ok);
+	CHECK(lost >= 10, "the handler closed only %ld sockets", lost);
+	CHECK(fds == baseline, "%d descriptors leaked (%d open, %d at start)", fds - baseline, fds, baseline);
+	CHECK(est == 0, "%d connection(s) to the server still ESTABLISHED after every socket was closed", est);
+}
+
 /* ---- main --------------------------------------------------------------------- */
 
 static void usage(void)
@@ -367,6 +483,8 @@ int main(int argc, char **argv)
 		sc_split_write(arg);
 	else if (strcmp(name, "nonblock_dead") == 0 && arg)
 		sc_nonblock_dead(arg);
+	else if (strcmp(name, "signal_close_strict") == 0)
+		sc_signal_close_strict(arg ? atol(arg) : 3000);
 	else
 		usage();
 	fflush(stdout);

@@ -143,3 +143,22 @@ Test(hazards, nonblocking_reused_connect_reset_while_idle_epoll)
 	const struct hazard h = { .scenario = "nonblock_dead", .arg = "epoll" };
 	assert_pooled(&h, hazard_test(&h), 2);
 }
+
+/* ---- HAZARDS.md 17: a signal handler closes the program's fd ------------------- */
+
+/* A 1 kHz SIGALRM handler closes the current socket while connect() runs
+ * on it (where the checkout happens), during 3 s of socket/connect/request/
+ * close cycles; the program never closes a socket the handler closed.  Once
+ * everything is closed and the pool has drained (0.2 s idle timeout), the
+ * program holds exactly the descriptors it started with and no connection
+ * to the server is left ESTABLISHED.  (safety's
+ * signal_handler_closes_tracked_fds closes every fd a second time, which
+ * hides the leak, and allows the pool's share of descriptors.) */
+Test(hazards, signal_handler_close_leaks_no_fd_or_connection)
+{
+	const char *const env[] = { "POOLSHIM_IDLE_TIMEOUT=0.2", NULL };
+	const struct hazard h = {
+		.scenario = "signal_close_strict", .arg = "3000", .server = "ECHO_SERVER", .env = env
+	};
+	hazard_test(&h);
+}
