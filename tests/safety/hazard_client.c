@@ -51,6 +51,11 @@
  *                          POOLSHIM_IDLE_TIMEOUT) the process must hold the
  *                          descriptors it started with and no ESTABLISHED
  *                          connection to the server (/proc/net/tcp).
+ *   nonblock_write_backlog the server resets the pooled connection while
+ *                          idle and stops accepting (PAUSE, full listen
+ *                          queue: run it with --backlog 0); a non-blocking
+ *                          program connects and writes: no call may take
+ *                          longer than 200 ms.
  */
 #include "client_common.h"
 
@@ -454,6 +459,91 @@ static void sc_signal_close_strict(long duration_ms)
 	CHECK(est == 0, "%d connection(s) to the server still ESTABLISHED after every socket was closed", est);
 }
 
+/* ---- HAZARDS.md 21/22: a non-blocking call blocks in the reconnect ------------- */
+
+#define SLOW_CALL_MS 200
+
+static long slowest_ms;
+static const char *slowest_call = "none";
+
+/* Records how long the call that started at t0 took. */
+static void timed(const char *call, int64_t t0)
+{
+	long ms = (long)(now_ms() - t0);
+	if (ms > slowest_ms) {
+		slowest_ms = ms;
+		slowest_call = call;
+	}
+	if (ms >= SLOW_CALL_MS)
+		fail("%s took %ld ms on a non-blocking socket", call, ms);
+}
+
+/* Fills the server's listen queue (the server is paused) with untracked
+ * raw-syscall connections, until one no longer completes: later SYNs are
+ * dropped.  Returns how many descriptors it opened in fill[]. */
+static int fill_backlog(int *fill, int max)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	int n = 0;
+	while (n < max) {
+		int s = (int)syscall(SYS_socket, AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		REQUIRE(s >= 0, "socket: %s", strerror(errno));
+		fill[n++] = s;
+		syscall(SYS_connect, s, &a, sizeof a);
+		struct pollfd p = { .fd = s, .events = POLLOUT };
+		if (poll(&p, 1, 100) == 0)
+			return n; /* its SYN was dropped: the queue is full */
+	}
+	fail("the listen queue did not fill with %d connections", max);
+	return n;
+}
+
+static void sc_nonblock_write_backlog(void)
+{
+	char line[64];
+	int ctl = open_conn(port);
+	pool_one("RSTIN b0 400\n", "b0");
+	REQUIRE(send_str(ctl, "PAUSE 2000\n") == 0 && read_line(ctl, line, sizeof line, IO_TIMEOUT_MS) >= 0 &&
+			strcmp(line, "OK") == 0,
+		"PAUSE: no OK from the server");
+	int fill[16];
+	int n_fill = fill_backlog(fill, 16);
+	info("listen queue full after %d connections", n_fill);
+
+	int64_t t0 = now_ms();
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+	REQUIRE(fd >= 0, "socket: %s", strerror(errno));
+	int r = connect_to(fd, port);
+	int err = errno;
+	timed("connect()", t0);
+	info("connect: %d (%s)", r, r < 0 ? strerror(err) : "ok");
+	CHECK(r == 0 || err == EINPROGRESS, "non-blocking connect: %s", strerror(err));
+	sleep_ms(600); /* the server resets the idle connection meanwhile */
+	t0 = now_ms();
+	ssize_t w = write(fd, "REQ b1\n", 7);
+	err = errno;
+	timed("write()", t0);
+	info("write: %zd (%s)", w, w < 0 ? strerror(err) : "ok");
+	struct pollfd p = { .fd = fd, .events = POLLIN | POLLOUT };
+	t0 = now_ms();
+	int pr = poll(&p, 1, 50);
+	timed("poll(50 ms)", t0);
+	char buf[64];
+	t0 = now_ms();
+	ssize_t rd = read(fd, buf, sizeof buf);
+	err = errno;
+	timed("read()", t0);
+	info("poll: %d (0x%x), read: %zd (%s); slowest call: %s, %ld ms", pr, p.revents, rd,
+	     rd < 0 ? strerror(err) : "ok", slowest_call, slowest_ms);
+	t0 = now_ms();
+	close(fd);
+	timed("close()", t0);
+	for (int i = 0; i < n_fill; i++)
+		syscall(SYS_close, fill[i]);
+	close(ctl);
+}
+
 /* ---- main --------------------------------------------------------------------- */
 
 static void usage(void)
@@ -485,6 +575,8 @@ int main(int argc, char **argv)
 		sc_nonblock_dead(arg);
 	else if (strcmp(name, "signal_close_strict") == 0)
 		sc_signal_close_strict(arg ? atol(arg) : 3000);
+	else if (strcmp(name, "nonblock_write_backlog") == 0)
+		sc_nonblock_write_backlog();
 	else
 		usage();
 	fflush(stdout);

@@ -162,3 +162,15 @@ Test(hazards, signal_handler_close_leaks_no_fd_or_connection)
 	};
 	hazard_test(&h);
 }
+
+/* ---- HAZARDS.md 21/22: a reconnect inside a non-blocking call ---------------- */
+
+/* The pooled connection is reset while idle and the server's listen queue
+ * is full: a non-blocking program's write must not wait for the shim's
+ * reconnect (natively its connect is simply in progress). */
+Test(hazards, nonblocking_write_never_blocks_in_stale_reconnect)
+{
+	const char *const sargs[] = { "--backlog", "0", NULL };
+	const struct hazard h = { .scenario = "nonblock_write_backlog", .server_args = sargs };
+	hazard_test(&h);
+}
