@@ -56,6 +56,9 @@
  *                          queue: run it with --backlog 0); a non-blocking
  *                          program connects and writes: no call may take
  *                          longer than 200 ms.
+ *   split_latency <n>      <n> cycles of socket/connect/write(head)/
+ *                          write(rest)/read/close; the average request must
+ *                          take under 5 ms.
  */
 #include "client_common.h"
 
@@ -544,6 +547,42 @@ static void sc_nonblock_write_backlog(void)
 	close(ctl);
 }
 
+/* ---- HAZARDS.md 21: split writes on a reused connection ------------------------ */
+
+static int64_t now_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static void sc_split_latency(long n)
+{
+	int64_t total_us = 0, worst_us = 0;
+	long ok = 0;
+	for (long i = 0; i < n; i++) {
+		char tok[32], rest[40], line[256];
+		snprintf(tok, sizeof tok, "l%ld", i);
+		snprintf(rest, sizeof rest, "%s\n", tok);
+		int fd = open_conn(port);
+		int64_t t0 = now_us();
+		bool sent = send_str(fd, "REQ ") == 0 && send_str(fd, rest) == 0;
+		if (sent && read_line(fd, line, sizeof line, IO_TIMEOUT_MS) >= 0 && parse_answer(line, tok) > 0)
+			ok++;
+		int64_t us = now_us() - t0;
+		total_us += us;
+		if (us > worst_us)
+			worst_us = us;
+		close(fd);
+	}
+	double avg_ms = n ? (double)total_us / (double)n / 1000.0 : 0;
+	info("%ld split-write requests: %ld answered, average %.2f ms, worst %.2f ms", n, ok, avg_ms,
+	     (double)worst_us / 1000.0);
+	CHECK(ok == n, "%ld of %ld split-write requests failed", n - ok, n);
+	CHECK(avg_ms < 5.0, "split-write requests took %.2f ms on average (worst %.2f ms)", avg_ms,
+	      (double)worst_us / 1000.0);
+}
+
 /* ---- main --------------------------------------------------------------------- */
 
 static void usage(void)
@@ -577,6 +616,8 @@ int main(int argc, char **argv)
 		sc_signal_close_strict(arg ? atol(arg) : 3000);
 	else if (strcmp(name, "nonblock_write_backlog") == 0)
 		sc_nonblock_write_backlog();
+	else if (strcmp(name, "split_latency") == 0)
+		sc_split_latency(arg ? atol(arg) : 30);
 	else
 		usage();
 	fflush(stdout);

@@ -174,3 +174,13 @@ Test(hazards, nonblocking_write_never_blocks_in_stale_reconnect)
 	const struct hazard h = { .scenario = "nonblock_write_backlog", .server_args = sargs };
 	hazard_test(&h);
 }
+
+/* ---- HAZARDS.md 21: split writes on a reused connection ------------------------ */
+
+/* write(head), write(rest), read on connections from the pool: Nagle on the
+ * client must not wait for the server's delayed ACK (40 ms a request). */
+Test(hazards, split_writes_on_reused_connection_are_not_delayed)
+{
+	const struct hazard h = { .scenario = "split_latency", .arg = "30" };
+	assert_pooled(&h, hazard_test(&h), 2);
+}
