@@ -6,12 +6,14 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -209,4 +211,38 @@ void close_inherited_fds(void)
 {
 	for (int fd = 3; fd < 1024; fd++)
 		syscall(SYS_close, fd);
+}
+
+volatile sig_atomic_t alarm_fd = -1;
+volatile sig_atomic_t alarm_closes;
+
+void close_alarm_fd(int sig)
+{
+	(void)sig;
+	int saved = errno;
+	int fd = alarm_fd;
+	if (fd >= 0) {
+		alarm_fd = -1;
+		close(fd);
+		alarm_closes++;
+	}
+	errno = saved;
+}
+
+void start_alarm(void (*handler)(int), long interval_us)
+{
+	struct sigaction sa;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = handler;
+	sa.sa_flags = SA_RESTART;
+	sigaction(SIGALRM, &sa, NULL);
+	struct itimerval it = { .it_interval = { 0, interval_us }, .it_value = { 0, interval_us } };
+	REQUIRE(setitimer(ITIMER_REAL, &it, NULL) == 0, "setitimer: %s", strerror(errno));
+}
+
+void stop_alarm(void)
+{
+	struct itimerval off = { { 0, 0 }, { 0, 0 } };
+	setitimer(ITIMER_REAL, &off, NULL);
+	signal(SIGALRM, SIG_IGN);
 }

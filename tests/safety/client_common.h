@@ -7,6 +7,7 @@
 #ifndef POOLSHIM_CLIENT_COMMON_H
 #define POOLSHIM_CLIENT_COMMON_H
 
+#include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -70,6 +71,17 @@ long cycle(int p, const char *tok);
  * open descriptors of the process. */
 int list_sockets(int *out, int max, int *total);
 int count_fds(void);
+
+/* A SIGALRM handler that closes alarm_fd if it is >= 0 (then sets it to
+ * -1 and counts the close in alarm_closes), keeping errno. */
+extern volatile sig_atomic_t alarm_fd;
+extern volatile sig_atomic_t alarm_closes;
+void close_alarm_fd(int sig);
+
+/* From now on SIGALRM runs handler (SA_RESTART) every interval_us;
+ * stop_alarm stops the timer and ignores the signal. */
+void start_alarm(void (*handler)(int), long interval_us);
+void stop_alarm(void);
 
 /* The test runner's descriptors must not appear in listings or counts:
  * every descriptor >= 3 is closed with the raw syscall. */

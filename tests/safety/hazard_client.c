@@ -118,6 +118,16 @@ static long pool_one(const char *cmd, const char *tok)
 	return id;
 }
 
+/* A socket with a receive timeout, connected: from the pool under the shim. */
+static int guarded_conn(void)
+{
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	REQUIRE(fd >= 0, "socket: %s", strerror(errno));
+	set_rcvtimeo(fd, BLOCKED_RECV_TIMEOUT_MS);
+	REQUIRE(connect_to(fd, port) == 0, "connect: %s", strerror(errno));
+	return fd;
+}
+
 /* ---- a recv blocked in another thread --------------------------------------- */
 
 struct blocked_recv {
@@ -161,9 +171,14 @@ static bool in_recv(pid_t tid)
 	return atol(text) == SYS_recvfrom;
 }
 
-/* Starts thread A's recv on fd and returns once it is blocked in it. */
-static void start_blocked_recv(struct blocked_recv *b, int fd)
+/* Thread A's recv on a connection from the pool: pools a connection, takes
+ * it back (guarded_conn), sends cmd on it and returns the fd once A is
+ * blocked in recv on it. */
+static int start_blocked_recv(struct blocked_recv *b, const char *cmd)
 {
+	pool_one("REQ pool\n", "pool");
+	int fd = guarded_conn();
+	REQUIRE(send_str(fd, cmd) == 0, "write: %s", strerror(errno));
 	memset(b, 0, sizeof *b);
 	b->fd = fd;
 	REQUIRE(pthread_create(&b->thread, NULL, blocked_recv_main, b) == 0, "pthread_create");
@@ -175,6 +190,7 @@ static void start_blocked_recv(struct blocked_recv *b, int fd)
 	}
 	sleep_ms(20); /* inside the kernel's wait, not on its way there */
 	REQUIRE(blocked, "thread A did not block in recv within 1 s");
+	return fd;
 }
 
 /* Joins thread A; a recv that outlives every timeout ends the program. */
@@ -190,25 +206,12 @@ static void join_blocked_recv(struct blocked_recv *b)
 	}
 }
 
-/* A socket with a receive timeout, connected: from the pool under the shim. */
-static int guarded_conn(void)
-{
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-	REQUIRE(fd >= 0, "socket: %s", strerror(errno));
-	set_rcvtimeo(fd, BLOCKED_RECV_TIMEOUT_MS);
-	REQUIRE(connect_to(fd, port) == 0, "connect: %s", strerror(errno));
-	return fd;
-}
-
 /* ---- HAZARDS.md 19: a cancel is not a stale reuse ---------------------------- */
 
 static void sc_cancel_shutdown(void)
 {
-	pool_one("REQ c0\n", "c0");
-	int fd = guarded_conn();
-	REQUIRE(send_str(fd, "SLOW c1 600\n") == 0, "write: %s", strerror(errno));
 	struct blocked_recv a;
-	start_blocked_recv(&a, fd);
+	int fd = start_blocked_recv(&a, "SLOW c1 600\n");
 	int64_t t0 = now_ms();
 	CHECK(shutdown(fd, SHUT_RDWR) == 0, "shutdown: %s", strerror(errno));
 	join_blocked_recv(&a);
@@ -230,11 +233,8 @@ static void sc_close_then_file(void)
 {
 	struct stat devnull, st;
 	REQUIRE(stat("/dev/null", &devnull) == 0, "stat /dev/null: %s", strerror(errno));
-	pool_one("REQ f0\n", "f0");
-	int fd = guarded_conn();
-	REQUIRE(send_str(fd, "DROP f1 300\n") == 0, "write: %s", strerror(errno));
 	struct blocked_recv a;
-	start_blocked_recv(&a, fd);
+	int fd = start_blocked_recv(&a, "DROP f1 300\n");
 	CHECK(close(fd) == 0, "close: %s", strerror(errno));
 	int file = open("/dev/null", O_RDWR);
 	REQUIRE(file == fd, "/dev/null got fd %d, not the socket's number %d", file, fd);
@@ -256,11 +256,8 @@ static void sc_close_then_file(void)
 
 static void sc_close_then_socket(long cycles)
 {
-	pool_one("REQ s0\n", "s0");
-	int fd = guarded_conn();
-	REQUIRE(send_str(fd, "SLOW s1 300\n") == 0, "write: %s", strerror(errno));
 	struct blocked_recv a;
-	start_blocked_recv(&a, fd);
+	int fd = start_blocked_recv(&a, "SLOW s1 300\n");
 	CHECK(close(fd) == 0, "close: %s", strerror(errno));
 	int fd2 = socket(AF_INET, SOCK_STREAM, 0);
 	REQUIRE(fd2 == fd, "the new socket got fd %d, not the old number %d", fd2, fd);
@@ -357,20 +354,6 @@ static void sc_nonblock_dead(const char *how)
 
 /* ---- HAZARDS.md 17: a signal handler closes the program's fd ------------------- */
 
-static volatile sig_atomic_t cur_fd = -1;
-
-static void close_current(int sig)
-{
-	(void)sig;
-	int saved = errno;
-	int fd = cur_fd;
-	if (fd >= 0) {
-		cur_fd = -1;
-		close(fd);
-	}
-	errno = saved;
-}
-
 /* ESTABLISHED TCP sockets in this network namespace whose peer is port:
  * the client ends of connections to the server. */
 static int established_to(int p)
@@ -396,8 +379,8 @@ static bool take_back(int fd, const sigset_t *alrm)
 {
 	sigset_t old;
 	pthread_sigmask(SIG_BLOCK, alrm, &old);
-	bool mine = cur_fd == fd;
-	cur_fd = -1;
+	bool mine = alarm_fd == fd;
+	alarm_fd = -1;
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	return mine;
 }
@@ -408,15 +391,9 @@ static void sc_signal_close_strict(long duration_ms)
 	sigset_t alrm;
 	sigemptyset(&alrm);
 	sigaddset(&alrm, SIGALRM);
-	struct sigaction sa;
-	memset(&sa, 0, sizeof sa);
-	sa.sa_handler = close_current;
-	sa.sa_flags = SA_RESTART;
-	sigaction(SIGALRM, &sa, NULL);
 	int baseline = count_fds();
-	struct itimerval it = { .it_interval = { 0, 1000 }, .it_value = { 0, 1000 } };
-	REQUIRE(setitimer(ITIMER_REAL, &it, NULL) == 0, "setitimer: %s", strerror(errno));
-	long iterations = 0, ok = 0, mismatches = 0, lost = 0;
+	start_alarm(close_alarm_fd, 1000);
+	long iterations = 0, ok = 0, mismatches = 0;
 	int64_t start = now_ms();
 	for (long i = 0; i < 10000000 && now_ms() - start < duration_ms; i++, iterations++) {
 		char tok[32], req[48], line[256];
@@ -427,12 +404,10 @@ static void sc_signal_close_strict(long duration_ms)
 			continue;
 		/* the handler may close the socket while connect() (the checkout)
 		 * runs; a close in the middle of an answer would only stop pooling */
-		cur_fd = fd;
+		alarm_fd = fd;
 		int r = connect_to(fd, port);
-		if (!take_back(fd, &alrm)) {
-			lost++; /* closed by the handler: the number is no longer ours */
-			continue;
-		}
+		if (!take_back(fd, &alrm))
+			continue; /* closed by the handler: the number is no longer ours */
 		if (r == 0 && send_str(fd, req) == 0 && read_line(fd, line, sizeof line, 1000) >= 0) {
 			if (parse_answer(line, tok) > 0)
 				ok++;
@@ -441,9 +416,7 @@ static void sc_signal_close_strict(long duration_ms)
 		}
 		close(fd);
 	}
-	struct itimerval off = { { 0, 0 }, { 0, 0 } };
-	setitimer(ITIMER_REAL, &off, NULL);
-	signal(SIGALRM, SIG_IGN);
+	stop_alarm();
 	/* everything is closed; the pool drains within POOLSHIM_IDLE_TIMEOUT */
 	int fds = count_fds(), est = established_to(port);
 	for (int i = 0; i < 20 && (fds != baseline || est != 0); i++) {
@@ -452,12 +425,12 @@ static void sc_signal_close_strict(long duration_ms)
 		est = established_to(port);
 	}
 	info("iterations=%ld ok=%ld mismatches=%ld closed by the handler during connect=%ld", iterations, ok,
-	     mismatches, lost);
+	     mismatches, (long)alarm_closes);
 	info("after the pool drained: %d descriptors open (%d at start), %d ESTABLISHED to the server", fds,
 	     baseline, est);
 	CHECK(mismatches == 0, "%ld answers belonged to other requests", mismatches);
 	CHECK(iterations >= 100 && ok >= 10, "only %ld iterations, %ld answered", iterations, ok);
-	CHECK(lost >= 10, "the handler closed only %ld sockets", lost);
+	CHECK(alarm_closes >= 10, "the handler closed only %ld sockets", (long)alarm_closes);
 	CHECK(fds == baseline, "%d descriptors leaked (%d open, %d at start)", fds - baseline, fds, baseline);
 	CHECK(est == 0, "%d connection(s) to the server still ESTABLISHED after every socket was closed", est);
 }

@@ -780,22 +780,6 @@ static void sc_fd_pressure_active(void)
 
 /* ---- signals ------------------------------------------------------------- */
 
-static volatile sig_atomic_t cur_fd = -1;
-static volatile sig_atomic_t handler_closes;
-
-static void on_alarm(int sig)
-{
-	(void)sig;
-	int saved = errno;
-	int fd = cur_fd;
-	if (fd >= 0) {
-		cur_fd = -1;
-		close(fd);
-		handler_closes++;
-	}
-	errno = saved;
-}
-
 static void *watchdog(void *arg)
 {
 	(void)arg;
@@ -815,15 +799,8 @@ static void sc_signal_close(long duration_ms)
 	REQUIRE(pthread_create(&wd, NULL, watchdog, NULL) == 0, "pthread_create");
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 
-	struct sigaction sa;
-	memset(&sa, 0, sizeof sa);
-	sa.sa_handler = on_alarm;
-	sa.sa_flags = SA_RESTART;
-	sigaction(SIGALRM, &sa, NULL);
-
 	int baseline = count_fds();
-	struct itimerval it = { .it_interval = { 0, 100 }, .it_value = { 0, 100 } };
-	REQUIRE(setitimer(ITIMER_REAL, &it, NULL) == 0, "setitimer: %s", strerror(errno));
+	start_alarm(close_alarm_fd, 100);
 	long iterations = 0, ok = 0, errors = 0, mismatches = 0;
 	int samples[64], n_samples = 0;
 	int64_t start = now_ms(), next_sample = start + 250;
@@ -835,7 +812,7 @@ static void sc_signal_close(long duration_ms)
 			errors++;
 			continue;
 		}
-		cur_fd = fd;
+		alarm_fd = fd;
 		bool good = false;
 		if (connect_to(fd, port) == 0 && write(fd, req, (size_t)len) == len) {
 			size_t have = 0;
@@ -865,7 +842,7 @@ static void sc_signal_close(long duration_ms)
 				}
 			}
 		}
-		cur_fd = -1;
+		alarm_fd = -1;
 		close(fd);
 		iterations++;
 		if (good)
@@ -879,9 +856,7 @@ static void sc_signal_close(long duration_ms)
 			next_sample += 250;
 		}
 	}
-	struct itimerval off = { { 0, 0 }, { 0, 0 } };
-	setitimer(ITIMER_REAL, &off, NULL);
-	signal(SIGALRM, SIG_IGN);
+	stop_alarm();
 	int final = count_fds();
 	int hi = baseline;
 	char list[512] = "";
@@ -893,11 +868,11 @@ static void sc_signal_close(long duration_ms)
 					  samples[i]);
 	}
 	info("iterations=%ld ok=%ld errors=%ld mismatches=%ld handler_closes=%ld", iterations, ok, errors,
-	     mismatches, (long)handler_closes);
+	     mismatches, (long)alarm_closes);
 	info("fd count: baseline=%d samples:%s final=%d", baseline, list, final);
 	CHECK(mismatches == 0, "%ld answers belonged to other requests", mismatches);
 	CHECK(iterations >= 100, "only %ld iterations", iterations);
-	CHECK(handler_closes >= 10, "the handler closed only %ld sockets", (long)handler_closes);
+	CHECK(alarm_closes >= 10, "the handler closed only %ld sockets", (long)alarm_closes);
 	/* the pool holds at most POOLSHIM_MAX_IDLE_PER_HOST (4) idle connections */
 	CHECK(hi <= baseline + 4 + 1, "fd count grew to %d (baseline %d)", hi, baseline);
 	CHECK(final <= baseline + 4, "final fd count %d (baseline %d)", final, baseline);
