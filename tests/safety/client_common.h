@@ -40,7 +40,8 @@ void info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int64_t now_ms(void);
 void sleep_ms(long ms);
 
-/* connect fd to 127.0.0.1:p; socket + connect (exits on failure) */
+/* connect() fd to 127.0.0.1:p (its result); open_conn: socket + connect,
+ * exits on failure. */
 int connect_to(int fd, int p);
 int open_conn(int p);
 
