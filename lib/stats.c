@@ -114,8 +114,10 @@ static const struct reason {
 	  "the destination was found unsafe to pool earlier in this process",
 	  "to a destination found unsafe earlier" },
 	{ PS_ST_REFUSED_STATE, NULL, ANY, AT_CLOSE, false,
-	  "every connection was shut down, failed, or had a socket option poolshim cannot carry over",
-	  "shut down, failed, busy in another thread, or with an option poolshim cannot carry over" },
+	  "every connection was shut down, failed, was bound to a local port, or had a socket option "
+	  "poolshim cannot carry over",
+	  "shut down, failed, bound to a local port, busy in another thread, or with an option "
+	  "poolshim cannot carry over" },
 	{ PS_ST_REFUSED_CAPS, NULL, ANY, AT_CLOSE, false,
 	  "every connection reached POOLSHIM_MAX_LIFETIME or POOLSHIM_MAX_REUSE",
 	  "past POOLSHIM_MAX_LIFETIME or POOLSHIM_MAX_REUSE, or with no room in the pool" },

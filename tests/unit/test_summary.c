@@ -203,8 +203,8 @@ Test(summary, shut_down_or_failed)
 {
 	run(12, 0, 12, 0);
 	v[PS_ST_REFUSED_STATE] = 12;
-	assert_headline("12 connects, 0 reused: every connection was shut down, failed, or had a socket "
-			"option poolshim cannot carry over");
+	assert_headline("12 connects, 0 reused: every connection was shut down, failed, was bound to a "
+			"local port, or had a socket option poolshim cannot carry over");
 }
 
 Test(summary, closed_behind_the_shims_back)
