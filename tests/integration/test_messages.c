@@ -18,19 +18,22 @@ TestSuite(messages, .init = it_setup, .fini = it_teardown, .timeout = 120);
 
 static struct it_proc proc;
 
-/* A sanitizer build's library needs its runtime first in LD_PRELOAD; the
- * launcher keeps what is there in front. */
-static const char *const *launcher_env(void)
+/* argv for `[env LD_PRELOAD=<runtime>] poolshim <args>`: a sanitizer build's
+ * library needs its runtime first in LD_PRELOAD, and the launcher keeps what
+ * is there in front.  env and the launcher exec, so the pid stays the
+ * program's. */
+static int launcher_argv(const char **argv)
 {
 	static char preload[4096];
-	static const char *env[2];
 	const char *prefix = getenv("POOLSHIM_PRELOAD_PREFIX");
-	env[0] = NULL;
+	int k = 0;
 	if (prefix && *prefix) {
 		snprintf(preload, sizeof preload, "LD_PRELOAD=%s", prefix);
-		env[0] = preload;
+		argv[k++] = "/usr/bin/env";
+		argv[k++] = preload;
 	}
-	return env;
+	argv[k++] = it_env_path("POOLSHIM_LAUNCHER");
+	return k;
 }
 
 /* poolshim --stats -- echo_client --port P <args> against a server started
@@ -40,10 +43,10 @@ static long run_with_stats(const char *const *server_args, const char *const *cl
 	struct it_server s;
 	char port[16];
 	const char *argv[32];
-	int k = 0;
+	int k;
 	it_server_start(&s, server_args);
 	snprintf(port, sizeof port, "%d", s.port);
-	argv[k++] = it_env_path("POOLSHIM_LAUNCHER");
+	k = launcher_argv(argv);
 	argv[k++] = "--stats";
 	argv[k++] = "--";
 	argv[k++] = it_env_path("ECHO_CLIENT");
@@ -53,7 +56,7 @@ static long run_with_stats(const char *const *server_args, const char *const *cl
 	for (int i = 0; client_args[i]; i++)
 		argv[k++] = client_args[i];
 	argv[k] = NULL;
-	it_run(&proc, argv, false, launcher_env());
+	it_run(&proc, argv, false, NULL);
 	it_server_stop(&s);
 	cr_assert_eq(proc.code, 0, "echo_client failed" OUT_FMT, OUT_ARGS(proc));
 	return s.accepted;
@@ -116,9 +119,15 @@ Test(messages, no_summary_from_processes_that_did_not_connect)
 	/* a wrapper shell and its helpers, around the one process that connects */
 	snprintf(cmd, sizeof cmd, "true; %s --port %d --quiet --requests 5; ls / >/dev/null; true",
 		 it_env_path("ECHO_CLIENT"), s.port);
-	const char *const argv[] = { it_env_path("POOLSHIM_LAUNCHER"), "--stats", "--", "/bin/sh", "-c",
-				     cmd, NULL };
-	it_run(&proc, argv, false, launcher_env());
+	const char *argv[16];
+	int k = launcher_argv(argv);
+	argv[k++] = "--stats";
+	argv[k++] = "--";
+	argv[k++] = "/bin/sh";
+	argv[k++] = "-c";
+	argv[k++] = cmd;
+	argv[k] = NULL;
+	it_run(&proc, argv, false, NULL);
 	it_server_stop(&s);
 	cr_assert_eq(proc.code, 0, OUT_FMT, OUT_ARGS(proc));
 	cr_assert_eq(count(proc.err, "poolshim["), 2, "only echo_client's summary (2 lines)" OUT_FMT,
