@@ -142,6 +142,15 @@ static const struct reason {
 
 #define N_REASONS (sizeof reasons / sizeof reasons[0])
 
+const char *ps_stat_label(enum ps_stat s)
+{
+	/* the first row for a counter is its most general wording */
+	for (size_t i = 0; i < N_REASONS; i++)
+		if (reasons[i].stat == s && !reasons[i].count)
+			return reasons[i].label;
+	return NULL;
+}
+
 static bool applies(const struct reason *r, const struct ps_summary_ctx *ctx)
 {
 	return r->when == ANY || (r->when == FILTERS_SET) == ctx->filters_set;

@@ -44,6 +44,11 @@ static inline uint64_t ps_stat_get(enum ps_stat s)
 
 const char *ps_stat_name(enum ps_stat s);
 
+/* The counter's reason in the summary's plain words ("closed right after a
+ * write, before the reply was read"), for log lines; NULL for a counter that
+ * is not a reason (connects, reuse_hits, ...). */
+const char *ps_stat_label(enum ps_stat s);
+
 /* "key=value key=value ..." without newline; returns length like snprintf. */
 int ps_stats_format(char *buf, size_t len);
 

@@ -319,3 +319,17 @@ Test(summary, format_truncates_like_snprintf)
 	cr_assert_eq(small[20], 'Z', "nothing written past len");
 	cr_assert_arr_eq(small, full, 19);
 }
+
+Test(summary, every_refusal_and_idle_loss_has_a_label)
+{
+	cr_assert_str_eq(ps_stat_label(PS_ST_REFUSED_WRITE),
+			 "closed right after a write, before the reply was read");
+	cr_assert_str_eq(ps_stat_label(PS_ST_REFUSED_FILTER),
+			 "left out by POOLSHIM_PORTS, POOLSHIM_EXCLUDE or as unsafe");
+	for (int i = PS_ST_REFUSED_PENDING; i <= PS_ST_IDENTITY; i++)
+		cr_assert_not_null(ps_stat_label((enum ps_stat)i), "%s has no label",
+				   ps_stat_name((enum ps_stat)i));
+	cr_assert_null(ps_stat_label(PS_ST_CONNECTS));
+	cr_assert_null(ps_stat_label(PS_ST_HITS));
+	cr_assert_null(ps_stat_label(PS_ST_STALE_RETRIES));
+}
