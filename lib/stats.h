@@ -2,6 +2,7 @@
 #ifndef POOLSHIM_STATS_H
 #define POOLSHIM_STATS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -43,12 +44,38 @@ static inline uint64_t ps_stat_get(enum ps_stat s)
 
 const char *ps_stat_name(enum ps_stat s);
 
+/* The counter's reason in the summary's plain words ("closed right after a
+ * write, before the reply was read"), for log lines; NULL for a counter that
+ * is not a reason (connects, reuse_hits, ...). */
+const char *ps_stat_label(enum ps_stat s);
+
 /* "key=value key=value ..." without newline; returns length like snprintf. */
 int ps_stats_format(char *buf, size_t len);
 
-/* The human-readable block POOLSHIM_STATS=1 prints to stderr: a few lines,
- * each starting with prefix. */
-int ps_stats_format_block(char *buf, size_t len, const char *prefix);
+/* Every counter, read once: the exit summary works on a stable set. */
+void ps_stats_snapshot(uint64_t v[PS_ST_COUNT]);
+
+/* What the exit summary needs to know besides the counters. */
+struct ps_summary_ctx {
+	bool filters_set; /* POOLSHIM_PORTS or POOLSHIM_EXCLUDE was given */
+};
+
+/*
+ * The summary's first line, without prefix or newline: how many connects,
+ * how many were served from the pool, and the main reason for the others,
+ * in plain words ("200 connects, 0 reused: the server closed every
+ * connection, or every request asked it to (Connection: close)").
+ * Returns the length like snprintf; 0 and "" for a process that made no
+ * connect the shim could pool.
+ */
+int ps_summary_headline(char *buf, size_t len, const uint64_t v[PS_ST_COUNT],
+			const struct ps_summary_ctx *ctx);
+
+/* The whole exit summary (POOLSHIM_STATS=1): the headline, then detail
+ * lines naming every reason that counted, each line starting with prefix
+ * and ending with a newline.  "" for a process that made no connect. */
+int ps_summary_format(char *buf, size_t len, const char *prefix, const uint64_t v[PS_ST_COUNT],
+		      const struct ps_summary_ctx *ctx);
 
 void ps_stats_reset(void);
 

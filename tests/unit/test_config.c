@@ -579,10 +579,10 @@ Test(config, warnings_add_up_one_per_bad_variable)
 	cr_assert_eq(lines_for(PS_ENV_PORTS), 1);
 	cr_assert_eq(cfg.max_reuse, 7);
 	cr_assert_eq(cfg.max_idle_per_host, 1);
-	/* every line is a warn-level poolshim line */
+	/* every line is a warning-level poolshim line */
 	const char *log = t_log_captured();
 	cr_assert(strncmp(log, "poolshim[", 9) == 0, "%s", log);
-	cr_assert_not_null(strstr(log, " warn "));
+	cr_assert_not_null(strstr(log, "]: warning: "));
 }
 
 Test(config, parse_resets_previous_values)

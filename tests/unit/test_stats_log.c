@@ -80,33 +80,16 @@ Test(stats, format_truncates_like_snprintf)
 	cr_assert_arr_eq(small, full, 9);
 }
 
-Test(stats, readable_block_has_prefixed_lines_and_values)
+Test(stats, snapshot_copies_every_counter)
 {
 	ps_stats_reset();
-	for (int i = 0; i < 7; i++)
-		ps_stat_inc(PS_ST_CONNECTS);
-	for (int i = 0; i < 5; i++)
-		ps_stat_inc(PS_ST_HITS);
-	for (int i = 0; i < 2; i++)
-		ps_stat_inc(PS_ST_MISSES);
-	for (int i = 0; i < 3; i++)
-		ps_stat_inc(PS_ST_REFUSED_WRITE);
-	ps_stat_inc(PS_ST_STALE_RETRIES);
-	char buf[2048];
-	int n = ps_stats_format_block(buf, sizeof buf, "PFX ");
-	cr_assert_eq(n, (int)strlen(buf));
-	cr_assert_eq(buf[n - 1], '\n');
-	int lines = 0;
-	for (char *line = buf; *line; lines++) {
-		cr_assert(strncmp(line, "PFX ", 4) == 0, "line without prefix: %s", line);
-		char *nl = strchr(line, '\n');
-		cr_assert_not_null(nl);
-		line = nl + 1;
-	}
-	cr_assert_eq(lines, 3);
-	cr_assert_not_null(strstr(buf, "connects 7: 5 reused from the pool, 2 new"), "%s", buf);
-	cr_assert_not_null(strstr(buf, "last I/O a write 3"), "%s", buf);
-	cr_assert_not_null(strstr(buf, "stale-reuse retries 1"), "%s", buf);
+	for (int i = 0; i < PS_ST_COUNT; i++)
+		for (int n = 0; n < i; n++)
+			ps_stat_inc((enum ps_stat)i);
+	uint64_t v[PS_ST_COUNT];
+	ps_stats_snapshot(v);
+	for (int i = 0; i < PS_ST_COUNT; i++)
+		cr_assert_eq(v[i], (uint64_t)i, "%s", ps_stat_name((enum ps_stat)i));
 }
 
 static void *incrementer(void *arg)
@@ -172,29 +155,94 @@ Test(log, level_filters_lines, .init = setup_log)
 Test(log, line_format, .init = setup_log)
 {
 	PS_LOG_WARN("hello %s", "world");
-	const char *got = t_log_captured();
-	/* the function name is whatever __func__ the compiler gives the test body */
-	cr_assert(strncmp(got, "poolshim[", 9) == 0, "got [%s]", got);
-	char prefix[64];
-	snprintf(prefix, sizeof prefix, "poolshim[%d] warn ", (int)getpid());
-	cr_assert(strncmp(got, prefix, strlen(prefix)) == 0, "got [%s]", got);
-	cr_assert_not_null(strstr(got, __func__), "function name %s missing in [%s]", __func__, got);
-	cr_assert_not_null(strstr(got, ": hello world\n"));
+	char want[128];
+	snprintf(want, sizeof want, "poolshim[%d]: warning: hello world\n", (int)getpid());
+	cr_assert_str_eq(t_log_captured(), want);
 	cr_assert_eq(t_log_total_lines(), 1);
 }
 
 static void named_function(void) { PS_LOG_ERROR("x"); }
+static void debug_function(void) { PS_LOG_DEBUG("y"); }
 
-Test(log, line_names_level_and_function, .init = setup_log)
+Test(log, only_debug_lines_name_the_function, .init = setup_log)
 {
+	ps_log_level = PS_LOG_DEBUG;
 	named_function();
 	char want[192];
-	snprintf(want, sizeof want, "poolshim[%d] error named_function: x\n", (int)getpid());
+	snprintf(want, sizeof want, "poolshim[%d]: error: x\n", (int)getpid());
 	cr_assert_str_eq(t_log_captured(), want);
 	ps_log_write(PS_LOG_INFO, "explicit", "n=%d", 42);
-	snprintf(want, sizeof want, "poolshim[%d] error named_function: x\npoolshim[%d] info explicit: n=42\n",
+	debug_function();
+	snprintf(want, sizeof want,
+		 "poolshim[%d]: error: x\npoolshim[%d]: info: n=42\npoolshim[%d]: debug: debug_function: y\n",
+		 (int)getpid(), (int)getpid(), (int)getpid());
+	cr_assert_str_eq(t_log_captured(), want);
+}
+
+Test(log, held_lines_wait_for_release, .init = setup_log)
+{
+	ps_log_hold();
+	PS_LOG_WARN("first");
+	PS_LOG_WARN("second");
+	cr_assert_eq(t_log_total_lines(), 0, "held lines were written: [%s]", t_log_captured());
+	uint32_t d = ps_log_held_digest();
+	cr_assert_neq(d, 0);
+	ps_log_release(false);
+	char want[192];
+	snprintf(want, sizeof want, "poolshim[%d]: warning: first\npoolshim[%d]: warning: second\n",
 		 (int)getpid(), (int)getpid());
 	cr_assert_str_eq(t_log_captured(), want);
+	/* released: lines go out at once again */
+	PS_LOG_WARN("third");
+	cr_assert_eq(t_log_total_lines(), 3);
+	cr_assert_eq(ps_log_held_digest(), 0, "nothing held after a release");
+}
+
+Test(log, held_digest_is_the_text_without_the_pid, .init = setup_log)
+{
+	ps_log_hold();
+	cr_assert_eq(ps_log_held_digest(), 0, "nothing held yet");
+	PS_LOG_WARN("POOLSHIM_X=\"1\" is bad");
+	uint32_t one = ps_log_held_digest();
+	ps_log_release(true);
+	ps_log_hold();
+	PS_LOG_WARN("POOLSHIM_X=\"1\" is bad");
+	cr_assert_eq(ps_log_held_digest(), one, "same warnings, same digest");
+	PS_LOG_WARN("POOLSHIM_Y=\"2\" is bad");
+	cr_assert_neq(ps_log_held_digest(), one, "more warnings, another digest");
+	ps_log_release(true);
+	cr_assert_eq(t_log_total_lines(), 0, "dropped lines are not written: [%s]", t_log_captured());
+}
+
+static void *log_from_thread(void *arg)
+{
+	(void)arg;
+	PS_LOG_WARN("from another thread");
+	return NULL;
+}
+
+Test(log, hold_applies_to_the_holding_thread_only, .init = setup_log)
+{
+	pthread_t th;
+	ps_log_hold();
+	cr_assert_eq(pthread_create(&th, NULL, log_from_thread, NULL), 0);
+	pthread_join(th, NULL);
+	cr_assert_eq(t_log_count_lines("from another thread"), 1);
+	ps_log_release(true);
+}
+
+Test(log, a_full_hold_writes_through, .init = setup_log)
+{
+	char big[400];
+	memset(big, 'b', sizeof big - 1);
+	big[sizeof big - 1] = '\0';
+	ps_log_hold();
+	for (int i = 0; i < 20; i++)
+		PS_LOG_WARN("%d %s", i, big);
+	int written = t_log_total_lines();
+	cr_assert_gt(written, 0, "lines past the hold buffer are written at once");
+	ps_log_release(false);
+	cr_assert_eq(t_log_total_lines(), 20, "every line once");
 }
 
 Test(log, long_message_is_one_truncated_line, .init = setup_log)
