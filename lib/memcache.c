@@ -162,6 +162,8 @@ static void out_token_done(struct ps_proto_state *st)
 	} else {
 		const struct command *c = command_of(m->okind);
 		uint64_t v;
+		if (!c)
+			return; /* NEVER already */
 		if (m->oti < 8 && (c->numbers & (1u << m->oti)) &&
 		    tok_number(t, m->oti != c->size_at, &v) < 0)
 			ps_proto_never(st, PS_R_MC_PARSE); /* the server's answer is unknown */
@@ -203,6 +205,10 @@ static void out_line_done(struct ps_proto_state *st)
 		return;
 	}
 	const struct command *c = command_of(m->okind);
+	if (!c) {
+		ps_proto_never(st, PS_R_MC_UNKNOWN);
+		return;
+	}
 	if (m->oti < c->min || (c->max && m->oti > c->max)) {
 		ps_proto_never(st, PS_R_MC_PARSE);
 		return;
@@ -236,6 +242,8 @@ void ps_mc_out(struct ps_proto_state *st, const uint8_t *b, size_t n)
 			if (c == ' ' || c == '\r' || c == '\n') {
 				if (m->oflags & F_TOK)
 					out_token_done(st);
+				if (st->never)
+					break; /* e.g. an unknown command: nothing to end */
 				if (c == '\r')
 					m->oflags |= F_CR;
 				else if (c == '\n')
@@ -371,6 +379,8 @@ void ps_mc_in(struct ps_proto_state *st, const uint8_t *b, size_t n)
 			if (c == ' ' || c == '\r' || c == '\n') {
 				if (m->iflags & F_TOK)
 					in_token_done(st);
+				if (st->never)
+					break;
 				if (c == '\r')
 					m->iflags |= F_CR;
 				else if (c == '\n')

@@ -191,7 +191,10 @@ Test(memcache, quit_is_never)
 Test(memcache, unknown_commands_are_never)
 {
 	static const char *const unknown[] = { "bogus k\r\n", "GET k\r\n", "watch\r\n", "lru_crawler metadump all\r\n",
-					       "\r\n", "slabs reassign 1 2\r\n" };
+					       "\r\n", "slabs reassign 1 2\r\n",
+					       /* a bare \n right after the unknown word (found by fuzzing:
+						* the line end was processed after the NEVER) */
+					       "bogus\n", "\n" };
 	for (size_t i = 0; i < sizeof unknown / sizeof unknown[0]; i++) {
 		ps_proto_init(&st, PS_PROTOS_ALL);
 		t_out(&st, "get k\r\n");
@@ -236,7 +239,7 @@ Test(memcache, malformed_is_never)
 
 	static const char *const bad_replies[] = {
 		"$5\r\n", "VALUE k 0\r\n", "VALUE k 0 x\r\n", "VALUE k 0 1\r\nxy\r\n", "HELLO\r\n",
-		"\r\n", "VA\r\n", "END\rX",
+		"\r\n", "VA\r\n", "END\rX", "BOGUS\n", "\n",
 	};
 	for (size_t i = 0; i < sizeof bad_replies / sizeof bad_replies[0]; i++) {
 		ps_proto_init(&st, PS_PROTOS_ALL);
