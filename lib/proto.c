@@ -255,6 +255,12 @@ void ps_proto_in(struct ps_proto_state *st, const void *buf, size_t len)
 	}
 }
 
+void ps_proto_unseen(struct ps_proto_state *st, size_t len)
+{
+	if (len)
+		ps_proto_never(st, PS_R_UNSEEN);
+}
+
 static void each_iov(struct ps_proto_state *st, const struct iovec *iov, size_t cnt, size_t bytes,
 		     void (*fn)(struct ps_proto_state *, const void *, size_t))
 {
@@ -357,6 +363,7 @@ const char *ps_proto_reason_name(enum ps_proto_reason r)
 		[PS_R_REDIS_MULTI] = "Redis MULTI without EXEC",
 		[PS_R_SERVER_FIRST] = "the server sent bytes before the request",
 		[PS_R_UNSOLICITED] = "the server sent an answer nobody asked for",
+		[PS_R_UNSEEN] = "bytes sent the shim could not see (sendfile, splice)",
 		[PS_R_TLS] = "TLS",
 		[PS_R_UNRECOGNISED] = "unrecognised protocol",
 		[PS_R_DISABLED] = "protocol not enabled in POOLSHIM_PROTOCOLS",

@@ -62,6 +62,7 @@ enum ps_proto_reason {
 	/* NEVER */
 	PS_R_SERVER_FIRST,      /* bytes arrived before the program's first word */
 	PS_R_UNSOLICITED,       /* the server sent an answer nobody asked for */
+	PS_R_UNSEEN,            /* bytes moved that the tracker could not read (sendfile, splice) */
 	PS_R_TLS,
 	PS_R_UNRECOGNISED,      /* PS_PROTO_OTHER while `any` is not enabled */
 	PS_R_DISABLED,          /* a recognised protocol left out of POOLSHIM_PROTOCOLS */
@@ -129,6 +130,11 @@ void ps_proto_init(struct ps_proto_state *st, unsigned enabled);
 void ps_proto_out(struct ps_proto_state *st, const void *buf, size_t len);
 /* The same for writev/sendmsg: the first `bytes` bytes of iov[0..cnt). */
 void ps_proto_out_iov(struct ps_proto_state *st, const struct iovec *iov, size_t cnt, size_t bytes);
+
+/* The program moved len bytes on the socket that the shim cannot read
+ * (sendfile, splice, copy_file_range): nothing can frame them, so the
+ * connection is NEVER.  len 0 is ignored, as for the others. */
+void ps_proto_unseen(struct ps_proto_state *st, size_t len);
 
 /* Bytes the program consumed by a read (not a peek). */
 void ps_proto_in(struct ps_proto_state *st, const void *buf, size_t len);

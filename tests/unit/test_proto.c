@@ -224,6 +224,20 @@ Test(proto, iovec_feeding_respects_byte_count_and_empty_entries)
 	t_assert_idle(&st);
 }
 
+Test(proto, bytes_the_shim_cannot_see_are_never)
+{
+	/* headers by write, the body by sendfile */
+	t_out(&st, "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 4096\r\n\r\n");
+	ps_proto_unseen(&st, 0);
+	t_assert_busy(&st, PS_R_REQUEST_PARTIAL);
+	ps_proto_unseen(&st, 4096);
+	t_assert_never(&st, PS_R_UNSEEN);
+	/* before anything was written, too */
+	ps_proto_init(&st, PS_PROTOS_ALL);
+	ps_proto_unseen(&st, 1);
+	t_assert_never(&st, PS_R_UNSEEN);
+}
+
 Test(proto, reinit_for_the_next_user)
 {
 	t_out(&st, "PING\r\n");
