@@ -1,5 +1,8 @@
-/* Owns POOLSHIM_* parsing.  Strict: "12abc", "-1", "" and overflow are bad
- * values; every bad value yields exactly one warning line. */
+/* Owns POOLSHIM_* parsing.  Strict: "12abc", "-1", " 5" and "" are bad
+ * values, and a bad value turns off what it governs (config.h lists what
+ * that means per variable); a well-formed number out of range, however
+ * many digits, is clamped.  Every bad or clamped value yields exactly one
+ * warning line. */
 #include "config.h"
 #include "clock.h"
 #include "log.h"
@@ -20,33 +23,43 @@ static int warn(const char *name, const char *value, const char *why)
 	return 1;
 }
 
-/* Whole decimal number; no sign, no spaces.  -1 if malformed or > 2^63. */
+/* Whole decimal number; no sign, no spaces.  -1 if malformed; a number too
+ * large for 64 bits gives UINT64_MAX (every caller's range ends below). */
 static int parse_uint(const char *s, uint64_t *out)
 {
 	uint64_t v = 0;
 	if (*s == '\0')
 		return -1;
 	for (; *s; s++) {
-		if (*s < '0' || *s > '9' || v > (UINT64_MAX / 20))
+		if (*s < '0' || *s > '9')
 			return -1;
-		v = v * 10 + (uint64_t)(*s - '0');
+		uint64_t d = (uint64_t)(*s - '0');
+		v = v > (UINT64_MAX - d) / 10 ? UINT64_MAX : v * 10 + d;
 	}
 	*out = v;
 	return 0;
 }
 
-/* Seconds with up to three decimals ("15", "0.5", "1.250") -> milliseconds. */
+/* Seconds with up to three decimals ("15", "0.5", "1.250") -> milliseconds;
+ * more than MAX_SECONDS gives MAX_SECONDS * 1000 + 1, for the caller to clamp. */
 static int parse_seconds_ms(const char *s, uint64_t *ms)
 {
-	char whole[24];
+	char whole[32];
 	const char *dot = strchr(s, '.');
 	size_t wlen = dot ? (size_t)(dot - s) : strlen(s);
 	uint64_t w, frac = 0;
-	if (wlen == 0 || wlen >= sizeof whole)
+	if (wlen == 0)
 		return -1;
+	if (wlen >= sizeof whole) {
+		/* more digits than any valid value: still a number if all digits */
+		for (size_t i = 0; i < wlen; i++)
+			if (s[i] < '0' || s[i] > '9')
+				return -1;
+		wlen = sizeof whole - 1;
+	}
 	memcpy(whole, s, wlen);
 	whole[wlen] = '\0';
-	if (parse_uint(whole, &w) < 0 || w > MAX_SECONDS)
+	if (parse_uint(whole, &w) < 0)
 		return -1;
 	if (dot) {
 		size_t flen = strlen(dot + 1);
@@ -55,11 +68,12 @@ static int parse_seconds_ms(const char *s, uint64_t *ms)
 		for (size_t i = flen; i < 3; i++)
 			frac *= 10;
 	}
-	*ms = w * 1000 + frac;
+	*ms = w > MAX_SECONDS ? MAX_SECONDS * 1000 + 1 : w * 1000 + frac;
 	return 0;
 }
 
-static int get_bool(ps_env_lookup get, const char *name, bool *out)
+/* 0 or 1.  Anything else sets *out to `bad`, the safe side for that switch. */
+static int get_bool(ps_env_lookup get, const char *name, bool bad, const char *why, bool *out)
 {
 	const char *v = get(name);
 	if (!v)
@@ -68,17 +82,29 @@ static int get_bool(ps_env_lookup get, const char *name, bool *out)
 		*out = v[0] == '1';
 		return 0;
 	}
-	return warn(name, v, "is not 0 or 1; using the default");
+	*out = bad;
+	return warn(name, v, why);
 }
 
-static int get_count(ps_env_lookup get, const char *name, unsigned lo, unsigned hi, unsigned *out)
+/* A cap that cannot be read is not replaced by a default: that could keep
+ * more connections, or keep them longer, than the user asked for. */
+static int bad_cap(struct ps_config *c, const char *name, const char *v, const char *what)
+{
+	char why[96];
+	c->disable = true;
+	snprintf(why, sizeof why, "is not %s; pooling is disabled", what);
+	return warn(name, v, why);
+}
+
+static int get_count(ps_env_lookup get, struct ps_config *c, const char *name, unsigned lo,
+		     unsigned hi, unsigned *out)
 {
 	const char *v = get(name);
 	uint64_t n;
 	if (!v)
 		return 0;
 	if (parse_uint(v, &n) < 0)
-		return warn(name, v, "is not a whole number; using the default");
+		return bad_cap(c, name, v, "a whole number");
 	if (n < lo || n > hi) {
 		char why[96];
 		*out = n < lo ? lo : hi;
@@ -89,17 +115,22 @@ static int get_count(ps_env_lookup get, const char *name, unsigned lo, unsigned 
 	return 0;
 }
 
-static int get_seconds(ps_env_lookup get, const char *name, uint64_t min_ms, uint64_t *ns)
+static int get_seconds(ps_env_lookup get, struct ps_config *c, const char *name, uint64_t min_ms,
+		       uint64_t *ns)
 {
 	const char *v = get(name);
 	uint64_t ms;
 	if (!v)
 		return 0;
 	if (parse_seconds_ms(v, &ms) < 0)
-		return warn(name, v, "is not a number of seconds (e.g. 15 or 0.5); using the default");
+		return bad_cap(c, name, v, "a number of seconds (e.g. 15 or 0.5)");
 	if (ms < min_ms) {
 		*ns = min_ms * 1000000ull;
 		return warn(name, v, "is below the minimum of 0.001; using 0.001");
+	}
+	if (ms > MAX_SECONDS * 1000) {
+		*ns = MAX_SECONDS * 1000 * 1000000ull;
+		return warn(name, v, "is above the maximum of 31536000 (one year); using 31536000");
 	}
 	*ns = ms * 1000000ull;
 	return 0;
@@ -255,6 +286,61 @@ bad:
 		    "pooling is disabled");
 }
 
+/* "http,redis,memcached,any" */
+static int get_protocols(ps_env_lookup get, struct ps_config *c)
+{
+	static const struct {
+		const char *word;
+		unsigned bit;
+	} words[] = {
+		{ "http", PS_PROTO_BIT(PS_PROTO_HTTP) },
+		{ "redis", PS_PROTO_BIT(PS_PROTO_REDIS) },
+		{ "memcached", PS_PROTO_BIT(PS_PROTO_MEMCACHED) },
+		{ "any", PS_PROTO_BIT(PS_PROTO_OTHER) },
+	};
+	const char *v = get(PS_ENV_PROTOCOLS);
+	unsigned mask = 0;
+	if (!v)
+		return 0;
+	for (const char *p = v;; p++) {
+		size_t len = strcspn(p, ","), i;
+		for (i = 0; i < sizeof words / sizeof words[0]; i++)
+			if (strlen(words[i].word) == len && strncmp(p, words[i].word, len) == 0)
+				break;
+		if (i == sizeof words / sizeof words[0]) {
+			c->protocols = 0;
+			return warn(PS_ENV_PROTOCOLS, v,
+				    "is not a list of http, redis, memcached and any; nothing is pooled");
+		}
+		mask |= words[i].bit;
+		p += len;
+		if (*p == '\0')
+			break;
+	}
+	c->protocols = mask;
+	return 0;
+}
+
+/* 0, 1, or a path.  A path must contain a '/' ("./stats" for a file in the
+ * current directory): a word such as "yes" or "true" is a mistake, not a
+ * file to create. */
+static int get_stats(ps_env_lookup get, struct ps_config *c)
+{
+	const char *v = get(PS_ENV_STATS);
+	if (!v || strcmp(v, "0") == 0)
+		return 0;
+	if (strcmp(v, "1") == 0) {
+		c->stats = PS_STATS_STDERR;
+		return 0;
+	}
+	if (strchr(v, '/') && strlen(v) < sizeof c->stats_path) {
+		c->stats = PS_STATS_FILE;
+		strcpy(c->stats_path, v);
+		return 0;
+	}
+	return warn(PS_ENV_STATS, v, "is not 0, 1 or a path with a '/' (e.g. ./stats); no statistics");
+}
+
 int ps_config_parse(struct ps_config *c, ps_env_lookup get)
 {
 	int warnings = 0;
@@ -266,6 +352,7 @@ int ps_config_parse(struct ps_config *c, ps_env_lookup get)
 	c->idle_timeout_ns = PS_DEFAULT_IDLE_TIMEOUT_MS * 1000000ull;
 	c->ports_all = true;
 	c->log_level = PS_LOG_WARN;
+	c->protocols = PS_PROTOS_DEFAULT;
 
 	/* The level first, so that the warnings below obey it. */
 	v = get(PS_ENV_LOG);
@@ -281,35 +368,28 @@ int ps_config_parse(struct ps_config *c, ps_env_lookup get)
 	if (v && *v)
 		snprintf(c->log_file, sizeof c->log_file, "%s", v);
 
-	warnings += get_bool(get, PS_ENV_DISABLE, &c->disable);
-	warnings += get_count(get, PS_ENV_MAX_IDLE_PER_HOST, 1, 1024, &c->max_idle_per_host);
-	warnings += get_count(get, PS_ENV_MAX_IDLE, 1, 65536, &c->max_idle);
-	warnings += get_seconds(get, PS_ENV_IDLE_TIMEOUT, 1, &c->idle_timeout_ns);
-	warnings += get_seconds(get, PS_ENV_MAX_LIFETIME, 0, &c->max_lifetime_ns);
-	warnings += get_count(get, PS_ENV_MAX_REUSE, 0, UINT32_MAX, &c->max_reuse);
-	warnings += get_bool(get, PS_ENV_UNIX, &c->unix_sockets);
+	warnings += get_bool(get, PS_ENV_DISABLE, true, "is not 0 or 1; pooling is disabled", &c->disable);
+	warnings += get_count(get, c, PS_ENV_MAX_IDLE_PER_HOST, 1, 1024, &c->max_idle_per_host);
+	warnings += get_count(get, c, PS_ENV_MAX_IDLE, 1, 65536, &c->max_idle);
+	warnings += get_seconds(get, c, PS_ENV_IDLE_TIMEOUT, 1, &c->idle_timeout_ns);
+	warnings += get_seconds(get, c, PS_ENV_MAX_LIFETIME, 0, &c->max_lifetime_ns);
+	warnings += get_count(get, c, PS_ENV_MAX_REUSE, 0, UINT32_MAX, &c->max_reuse);
+	warnings += get_bool(get, PS_ENV_UNIX, false, "is not 0 or 1; AF_UNIX sockets are not pooled",
+			     &c->unix_sockets);
 
 	v = get(PS_ENV_PORTS);
 	if (v) {
-		if (parse_ports(v, c->ports) == 0)
-			c->ports_all = false;
-		else
+		c->ports_all = false;
+		if (parse_ports(v, c->ports) < 0) {
+			/* an empty bitmap: the filter lets no port through */
+			memset(c->ports, 0, sizeof c->ports);
 			warnings += warn(PS_ENV_PORTS, v,
-					 "is not a list of ports and ranges (e.g. 80,8000-8100); pooling all ports");
-	}
-	warnings += get_excludes(get, c);
-
-	v = get(PS_ENV_STATS);
-	if (v && strcmp(v, "0") != 0) {
-		if (strcmp(v, "1") == 0) {
-			c->stats = PS_STATS_STDERR;
-		} else if (*v && strlen(v) < sizeof c->stats_path) {
-			c->stats = PS_STATS_FILE;
-			strcpy(c->stats_path, v);
-		} else {
-			warnings += warn(PS_ENV_STATS, v, "is not 0, 1 or a path; no statistics");
+					 "is not a list of ports and ranges (e.g. 80,8000-8100); no port is pooled");
 		}
 	}
+	warnings += get_excludes(get, c);
+	warnings += get_protocols(get, c);
+	warnings += get_stats(get, c);
 	return warnings;
 }
 
@@ -326,6 +406,8 @@ static bool prefix_match(const uint8_t *a, const uint8_t *b, int bits)
 
 bool ps_config_allows(const struct ps_config *c, int family, const uint8_t *addr, uint16_t port)
 {
+	if (c->protocols == 0)
+		return false;
 	if (!c->ports_all && !(c->ports[port / 8] & (1u << (port % 8))))
 		return false;
 	for (int i = 0; i < c->n_excludes; i++) {

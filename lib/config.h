@@ -1,5 +1,24 @@
 /* Every POOLSHIM_* variable, its default and its range, parsed once into a
- * struct the rest of the code reads.  No getenv() anywhere else. */
+ * struct the rest of the code reads.  No getenv() anywhere else.
+ *
+ * Fail closed: a value that cannot be parsed turns off what it governs,
+ * with one warning line.  A well-formed number outside its range is clamped
+ * (one warning).  In detail:
+ *   POOLSHIM_DISABLE            0 or 1; anything else disables pooling
+ *   POOLSHIM_MAX_IDLE_PER_HOST, POOLSHIM_MAX_IDLE, POOLSHIM_IDLE_TIMEOUT,
+ *   POOLSHIM_MAX_LIFETIME, POOLSHIM_MAX_REUSE
+ *                               not a number: pooling is disabled (these caps
+ *                               bound what is kept; a default in place of a
+ *                               cap the user wrote could keep more, or longer)
+ *   POOLSHIM_PORTS              not a list of ports: no port is pooled
+ *   POOLSHIM_EXCLUDE            an entry that cannot be honoured: pooling disabled
+ *   POOLSHIM_PROTOCOLS          an unknown word or an empty item: no protocol is pooled
+ *   POOLSHIM_UNIX               0 or 1; anything else: AF_UNIX is not pooled
+ *   POOLSHIM_STATS              0, 1, or a path with a '/' in it ("./stats" for
+ *                               the current directory); anything else: no statistics
+ *   POOLSHIM_LOG                not a level: warn (a bad level must not hide the
+ *                               warning that says so)
+ *   POOLSHIM_LOG_FILE           any non-empty path */
 #ifndef POOLSHIM_CONFIG_H
 #define POOLSHIM_CONFIG_H
 
@@ -7,6 +26,8 @@
 #include <stdint.h>
 #include <limits.h>
 #include <netinet/in.h>
+
+#include "proto.h"
 
 #define PS_ENV_DISABLE "POOLSHIM_DISABLE"
 #define PS_ENV_MAX_IDLE_PER_HOST "POOLSHIM_MAX_IDLE_PER_HOST"
@@ -20,6 +41,7 @@
 #define PS_ENV_LOG "POOLSHIM_LOG"
 #define PS_ENV_LOG_FILE "POOLSHIM_LOG_FILE"
 #define PS_ENV_STATS "POOLSHIM_STATS"
+#define PS_ENV_PROTOCOLS "POOLSHIM_PROTOCOLS"
 
 #define PS_DEFAULT_MAX_IDLE_PER_HOST 4
 #define PS_DEFAULT_MAX_IDLE 128
@@ -52,6 +74,7 @@ struct ps_config {
 	char log_file[PATH_MAX];
 	enum ps_stats_mode stats;
 	char stats_path[PATH_MAX];
+	unsigned protocols;       /* PS_PROTO_BIT mask; 0: nothing is pooled */
 };
 
 extern struct ps_config ps_config;
@@ -59,12 +82,13 @@ extern struct ps_config ps_config;
 typedef const char *(*ps_env_lookup)(const char *name);
 
 /* Fills *c from the lookup (getenv in the shim).  A bad value logs one warning
- * line and keeps the default; an out-of-range number is clamped with one
- * warning.  Returns the number of warnings. */
+ * line and turns off what it governs (above); an out-of-range number is
+ * clamped with one warning.  Returns the number of warnings. */
 int ps_config_parse(struct ps_config *c, ps_env_lookup lookup);
 
-/* Whether a destination may be pooled (port filter and exclusions).
- * addr is 4 or 16 bytes per family; port in host order. */
+/* Whether a destination may be pooled (port filter and exclusions; nothing
+ * when no protocol is enabled).  addr is 4 or 16 bytes per family; port in
+ * host order. */
 bool ps_config_allows(const struct ps_config *c, int family, const uint8_t *addr, uint16_t port);
 
 #endif

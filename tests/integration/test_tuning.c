@@ -61,15 +61,28 @@ Test(tuning, exclude_keeps_destinations_out)
 	cr_assert_eq(accepted_with(elsewhere, "100", "0"), 1);
 }
 
-Test(tuning, bad_value_warns_once_and_keeps_default)
+/* Changed with fail-closed configuration: a cap that cannot be read used to
+ * fall back to its default and pool; now it turns pooling off. */
+Test(tuning, bad_value_warns_once_and_fails_closed)
 {
 	const char *const bad[] = { "POOLSHIM_MAX_IDLE_PER_HOST=lots", NULL };
-	cr_assert_eq(accepted_with(bad, "100", "0"), 1, "the default must still pool");
+	cr_assert_eq(accepted_with(bad, "100", "0"), 100, "an unreadable cap must not pool");
 	int lines = 0;
 	for (const char *p = proc.err; (p = strstr(p, "POOLSHIM_MAX_IDLE_PER_HOST")); p++)
 		lines++;
 	cr_assert_eq(lines, 1, "expected one warning line" OUT_FMT, OUT_ARGS(proc));
 	cr_assert(!strstr(proc.out, "poolshim"), "the shim wrote to stdout" OUT_FMT, OUT_ARGS(proc));
+}
+
+/* The examples: each used to warn and pool anyway. */
+Test(tuning, unparseable_settings_pool_nothing)
+{
+	const char *const ports[] = { "POOLSHIM_PORTS=80, 8080", NULL };
+	const char *const disable[] = { "POOLSHIM_DISABLE=true", NULL };
+	const char *const protocols[] = { "POOLSHIM_PROTOCOLS=http,bogus", NULL };
+	cr_assert_eq(accepted_with(ports, "50", "0"), 50, "a bad POOLSHIM_PORTS pooled");
+	cr_assert_eq(accepted_with(disable, "50", "0"), 50, "POOLSHIM_DISABLE=true pooled");
+	cr_assert_eq(accepted_with(protocols, "50", "0"), 50, "a bad POOLSHIM_PROTOCOLS pooled");
 }
 
 Test(tuning, max_reuse_bounds_uses_of_a_connection)

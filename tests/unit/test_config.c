@@ -1,6 +1,7 @@
 /* config.c: every POOLSHIM_* variable through a fake environment.  A bad value
  * gives exactly one warning (counted from the return value and from the log
- * written to a pipe) and keeps the default. */
+ * written to a pipe) and turns off what it governs (fail closed); a
+ * well-formed number out of range is clamped. */
 #include "config.h"
 #include "helpers.h"
 #include "log.h"
@@ -86,6 +87,15 @@ static void assert_defaults_except(const char *which)
 		cr_assert_eq(cfg.log_level, PS_LOG_WARN);
 	if (strcmp(which, "stats"))
 		cr_assert_eq(cfg.stats, PS_STATS_OFF);
+	if (strcmp(which, "protocols"))
+		cr_assert_eq(cfg.protocols, PS_PROTOS_DEFAULT);
+}
+
+/* Fail closed: the bad value disabled pooling, everything else is default. */
+static void assert_disabled_otherwise_defaults(const char *var, const char *val)
+{
+	cr_assert_eq(cfg.disable, true, "%s=\"%s\" must disable pooling", var, val);
+	assert_defaults_except("disable");
 }
 
 Test(config, defaults_when_nothing_set)
@@ -121,17 +131,28 @@ Test(config, unix_valid_values)
 	cr_assert_eq(cfg.unix_sockets, false);
 }
 
-Test(config, bad_booleans_warn_once_and_keep_default)
+static const char *const bad_booleans[] = { "yes", "no", "true", "false", "", "2", " 1", "1 ", "01", "-1" };
+
+/* Changed with fail-closed parsing: a bad POOLSHIM_DISABLE used to keep
+ * pooling on; now only 0 turns it on. */
+Test(config, bad_disable_warns_once_and_disables_pooling)
 {
-	static const char *const bad[] = { "yes", "no", "true", "", "2", " 1", "1 ", "01", "-1" };
-	static const char *const vars[] = { PS_ENV_DISABLE, PS_ENV_UNIX };
-	for (size_t v = 0; v < 2; v++) {
-		for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-			t_env_clear();
-			t_env_set(vars[v], bad[i]);
-			assert_one_warning(vars[v], bad[i], parse());
-			assert_defaults_except("");
-		}
+	for (size_t i = 0; i < sizeof bad_booleans / sizeof bad_booleans[0]; i++) {
+		t_env_clear();
+		t_env_set(PS_ENV_DISABLE, bad_booleans[i]);
+		assert_one_warning(PS_ENV_DISABLE, bad_booleans[i], parse());
+		assert_disabled_otherwise_defaults(PS_ENV_DISABLE, bad_booleans[i]);
+	}
+}
+
+Test(config, bad_unix_warns_once_and_leaves_unix_off)
+{
+	for (size_t i = 0; i < sizeof bad_booleans / sizeof bad_booleans[0]; i++) {
+		t_env_clear();
+		t_env_set(PS_ENV_UNIX, bad_booleans[i]);
+		assert_one_warning(PS_ENV_UNIX, bad_booleans[i], parse());
+		cr_assert_eq(cfg.unix_sockets, false);
+		assert_defaults_except("");
 	}
 }
 
@@ -162,17 +183,21 @@ Test(config, counts_valid_values)
 	}
 }
 
+/* Not numbers.  ("99999999999999999999" used to be here: it is a number, too
+ * large, and is now clamped like any other out-of-range value.) */
 static const char *const bad_numbers[] = {
-	"abc", "", "-1", "12abc", " 5", "5 ", "+5", "1e3", "0x10", "99999999999999999999", "4.5",
+	"abc", "", "-1", "12abc", " 5", "5 ", "+5", "1e3", "0x10", "4.5",
 };
 
+/* Changed with fail-closed parsing: a cap that cannot be read used to fall
+ * back to its default; now it disables pooling. */
 static void check_bad_count(const char *var)
 {
 	for (size_t i = 0; i < sizeof bad_numbers / sizeof bad_numbers[0]; i++) {
 		t_env_clear();
 		t_env_set(var, bad_numbers[i]);
 		assert_one_warning(var, bad_numbers[i], parse());
-		assert_defaults_except("");
+		assert_disabled_otherwise_defaults(var, bad_numbers[i]);
 	}
 }
 
@@ -180,9 +205,11 @@ Test(config, bad_max_idle_per_host_values) { check_bad_count(PS_ENV_MAX_IDLE_PER
 Test(config, bad_max_idle_values) { check_bad_count(PS_ENV_MAX_IDLE); }
 Test(config, bad_max_reuse_values) { check_bad_count(PS_ENV_MAX_REUSE); }
 
+/* Not numbers of seconds.  ("99999999999999999999" and "31536001" used to be
+ * here: they are numbers above the one-year maximum, now clamped.) */
 static const char *const bad_seconds[] = {
-	"abc", "", "-1", "12abc", " 5", "5 ", "+5", "1e3", "99999999999999999999",
-	"1.2345", "1.", ".5", "1.5.0", "1,5", "0.-5", "31536001",
+	"abc", "", "-1", "12abc", " 5", "5 ", "+5", "1e3",
+	"1.2345", "1.", ".5", "1.5.0", "1,5", "0.-5", "9999999999999999999999999999999999x",
 };
 
 Test(config, bad_idle_timeout_values)
@@ -191,7 +218,7 @@ Test(config, bad_idle_timeout_values)
 		t_env_clear();
 		t_env_set(PS_ENV_IDLE_TIMEOUT, bad_seconds[i]);
 		assert_one_warning(PS_ENV_IDLE_TIMEOUT, bad_seconds[i], parse());
-		assert_defaults_except("");
+		assert_disabled_otherwise_defaults(PS_ENV_IDLE_TIMEOUT, bad_seconds[i]);
 	}
 }
 
@@ -201,7 +228,25 @@ Test(config, bad_max_lifetime_values)
 		t_env_clear();
 		t_env_set(PS_ENV_MAX_LIFETIME, bad_seconds[i]);
 		assert_one_warning(PS_ENV_MAX_LIFETIME, bad_seconds[i], parse());
-		assert_defaults_except("");
+		assert_disabled_otherwise_defaults(PS_ENV_MAX_LIFETIME, bad_seconds[i]);
+	}
+}
+
+Test(config, huge_seconds_are_clamped_to_one_year)
+{
+	static const char *const vars[] = { PS_ENV_IDLE_TIMEOUT, PS_ENV_MAX_LIFETIME };
+	static const char *const huge[] = { "99999999", "31536001", "31536000.001",
+					    "99999999999999999999", "99999999999999999999999999999999999999.5" };
+	for (size_t v = 0; v < 2; v++) {
+		for (size_t i = 0; i < sizeof huge / sizeof huge[0]; i++) {
+			t_env_clear();
+			t_env_set(vars[v], huge[i]);
+			assert_one_warning(vars[v], huge[i], parse());
+			uint64_t got = v == 0 ? cfg.idle_timeout_ns : cfg.max_lifetime_ns;
+			cr_assert_eq(got, 31536000ull * 1000000000ull, "%s=%s gave %llu", vars[v], huge[i],
+				     (unsigned long long)got);
+			cr_assert_eq(cfg.disable, false, "a clamped value keeps pooling on");
+		}
 	}
 }
 
@@ -224,6 +269,12 @@ Test(config, out_of_range_counts_are_clamped_with_one_warning)
 	t_env_set(PS_ENV_MAX_REUSE, "4294967296");
 	assert_one_warning(PS_ENV_MAX_REUSE, "4294967296", parse());
 	cr_assert_eq(cfg.max_reuse, 4294967295u);
+	/* more digits than 64 bits hold: still a number, still clamped */
+	t_env_clear();
+	t_env_set(PS_ENV_MAX_IDLE_PER_HOST, "99999999999999999999");
+	assert_one_warning(PS_ENV_MAX_IDLE_PER_HOST, "99999999999999999999", parse());
+	cr_assert_eq(cfg.max_idle_per_host, 1024);
+	cr_assert_eq(cfg.disable, false);
 }
 
 Test(config, idle_timeout_values)
@@ -289,16 +340,21 @@ Test(config, ports_list_and_range)
 	cr_assert_not(allows4("127.0.0.1", 2));
 }
 
-Test(config, bad_ports_warn_once_and_pool_all)
+/* Changed with fail-closed parsing: a bad list used to pool every port. */
+Test(config, bad_ports_warn_once_and_pool_nothing)
 {
 	static const char *const bad[] = { "90-80", "0", "70000", "", "80,", ",80", "80-", "-80",
-					   "a", "80 ,81", "80-90-100", "65536", "0-10", "1-65536" };
+					   "a", "80 ,81", "80, 8080", "80,8080 ", "80-90-100", "65536",
+					   "0-10", "1-65536", "80,garbage", "8000-8100,x" };
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
 		t_env_set(PS_ENV_PORTS, bad[i]);
 		assert_one_warning(PS_ENV_PORTS, bad[i], parse());
-		cr_assert_eq(cfg.ports_all, true, "%s", bad[i]);
-		cr_assert(allows4("127.0.0.1", 79));
-		cr_assert(allows4("127.0.0.1", 12345));
+		cr_assert_eq(cfg.ports_all, false, "%s", bad[i]);
+		cr_assert_eq(cfg.disable, false, "the filter, not the switch, keeps everything out");
+		/* not even the ports named before the bad entry */
+		for (unsigned p = 1; p < 65536; p += 1)
+			cr_assert_not(allows4("127.0.0.1", (uint16_t)p), "%s: port %u allowed", bad[i], p);
+		cr_assert_not(allows6("::1", 80));
 	}
 }
 
@@ -560,6 +616,65 @@ Test(config, stats_modes)
 	t_env_set(PS_ENV_STATS, "");
 	assert_one_warning(PS_ENV_STATS, "", parse());
 	cr_assert_eq(cfg.stats, PS_STATS_OFF);
+	t_env_set(PS_ENV_STATS, "./stats.txt");
+	assert_no_warning(PS_ENV_STATS, "./stats.txt", parse());
+	cr_assert_eq(cfg.stats, PS_STATS_FILE);
+	cr_assert_str_eq(cfg.stats_path, "./stats.txt");
+}
+
+/* Changed with fail-closed parsing: "yes" used to create a file named yes.
+ * A path must contain a '/'. */
+Test(config, stats_words_are_not_paths)
+{
+	static const char *const bad[] = { "yes", "true", "on", "2", "stats.txt", " 1", "1 " };
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		t_env_set(PS_ENV_STATS, bad[i]);
+		assert_one_warning(PS_ENV_STATS, bad[i], parse());
+		cr_assert_eq(cfg.stats, PS_STATS_OFF, "%s", bad[i]);
+		cr_assert_str_eq(cfg.stats_path, "");
+		assert_defaults_except("");
+	}
+}
+
+Test(config, protocols_lists)
+{
+	static const struct {
+		const char *val;
+		unsigned mask;
+	} ok[] = {
+		{ "http", PS_PROTO_BIT(PS_PROTO_HTTP) },
+		{ "redis", PS_PROTO_BIT(PS_PROTO_REDIS) },
+		{ "memcached", PS_PROTO_BIT(PS_PROTO_MEMCACHED) },
+		{ "http,redis,memcached", PS_PROTOS_DEFAULT },
+		{ "http,redis,memcached,any", PS_PROTOS_ALL },
+		{ "any", PS_PROTO_BIT(PS_PROTO_OTHER) },
+		{ "redis,http", PS_PROTO_BIT(PS_PROTO_HTTP) | PS_PROTO_BIT(PS_PROTO_REDIS) },
+		{ "http,http", PS_PROTO_BIT(PS_PROTO_HTTP) },
+	};
+	for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
+		t_env_set(PS_ENV_PROTOCOLS, ok[i].val);
+		assert_no_warning(PS_ENV_PROTOCOLS, ok[i].val, parse());
+		cr_assert_eq(cfg.protocols, ok[i].mask, "%s gave %#x", ok[i].val, cfg.protocols);
+		assert_defaults_except("protocols");
+		cr_assert(allows4("127.0.0.1", 80));
+	}
+	cr_assert_not(ps_proto_enabled(PS_PROTOS_DEFAULT, PS_PROTO_OTHER), "any is not a default");
+	cr_assert_not(ps_proto_enabled(PS_PROTOS_ALL, PS_PROTO_TLS));
+	cr_assert_not(ps_proto_enabled(PS_PROTOS_ALL, PS_PROTO_NONE));
+}
+
+Test(config, bad_protocols_warn_once_and_pool_nothing)
+{
+	static const char *const bad[] = { "", "tls", "HTTP", "http,", ",http", "http,,redis",
+					   "http, redis", " http", "http ", "all", "http,ftp" };
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		t_env_set(PS_ENV_PROTOCOLS, bad[i]);
+		assert_one_warning(PS_ENV_PROTOCOLS, bad[i], parse());
+		cr_assert_eq(cfg.protocols, 0, "%s", bad[i]);
+		cr_assert_not(allows4("127.0.0.1", 80), "%s: nothing may be pooled", bad[i]);
+		cr_assert_not(allows6("::1", 6379));
+		assert_defaults_except("protocols");
+	}
 }
 
 Test(config, warnings_add_up_one_per_bad_variable)
@@ -569,9 +684,14 @@ Test(config, warnings_add_up_one_per_bad_variable)
 	t_env_set(PS_ENV_MAX_IDLE, "abc");
 	t_env_set(PS_ENV_IDLE_TIMEOUT, "1.2345");
 	t_env_set(PS_ENV_PORTS, "90-80");
+	t_env_set(PS_ENV_PROTOCOLS, "ftp");
+	t_env_set(PS_ENV_STATS, "yes");
 	t_env_set(PS_ENV_MAX_REUSE, "7"); /* good */
-	cr_assert_eq(parse(), 5);
-	cr_assert_eq(t_log_total_lines(), 5, "log was [%s]", t_log_captured());
+	cr_assert_eq(parse(), 7);
+	cr_assert_eq(t_log_total_lines(), 7, "log was [%s]", t_log_captured());
+	cr_assert_eq(lines_for(PS_ENV_PROTOCOLS), 1);
+	cr_assert_eq(lines_for(PS_ENV_STATS), 1);
+	cr_assert_eq(cfg.disable, true);
 	cr_assert_eq(lines_for(PS_ENV_DISABLE), 1);
 	cr_assert_eq(lines_for(PS_ENV_MAX_IDLE_PER_HOST), 1);
 	cr_assert_eq(lines_for(PS_ENV_MAX_IDLE), 1);
@@ -590,6 +710,7 @@ Test(config, parse_resets_previous_values)
 	t_env_set(PS_ENV_MAX_IDLE, "7");
 	t_env_set(PS_ENV_EXCLUDE, ":6379");
 	t_env_set(PS_ENV_PORTS, "80");
+	t_env_set(PS_ENV_PROTOCOLS, "redis");
 	cr_assert_eq(parse(), 0);
 	t_env_clear();
 	assert_no_warning("(none)", "", parse());
