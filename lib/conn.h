@@ -6,6 +6,7 @@
 #define POOLSHIM_CONN_H
 
 #include "key.h"
+#include "proto.h"
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -52,6 +53,7 @@ enum ps_taint {
 	PS_T_AUTH = 1u << 8,         /* connection-bound HTTP authentication */
 	PS_T_FILTER = 1u << 9,       /* POOLSHIM_PORTS / EXCLUDE / unsafe destination */
 	PS_T_UNTRACKABLE = 1u << 10, /* AF_UNSPEC connect, O_ASYNC, F_SETOWN, ... */
+	PS_T_SAME_PROCESS = 1u << 11, /* the destination is a listener of this very process */
 };
 
 /* PEEK: a read that leaves the bytes queued (MSG_PEEK) */
@@ -119,6 +121,8 @@ struct ps_conn {
 	int unused_slot;      /* 1 + its place in ready.c's registry while reused and unused; atomic */
 	int generation;       /* fork generation the record was made in */
 	uint64_t created_ns, last_used_ns;
+	uint64_t checkout_ns;     /* when this use began (a reuse: the late-bytes check) */
+	uint64_t idle_limit_ns;   /* 0, or below the server's Keep-Alive: timeout=N */
 	uint32_t reuse_count;
 	uint64_t sent_before_use; /* bytes sent on this connection before this use */
 	uint64_t sent;            /* bytes sent on this connection, all uses */
@@ -126,6 +130,7 @@ struct ps_conn {
 	struct ps_opt opts[PS_MAX_OPTS];
 	int n_epoll;
 	struct ps_epoll_reg epoll[PS_MAX_EPOLL];
+	struct ps_proto_state proto; /* what this use's bytes say (proto.h); from connect on */
 	uint32_t replay_len;  /* bytes sent in this use of a reused connection... */
 	struct ps_replay *replay; /* ...kept here until the first reply byte */
 	socklen_t dest_len;   /* the destination, for the stale-reuse reconnect */

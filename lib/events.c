@@ -9,6 +9,7 @@
 #include "key.h"
 #include "libc.h"
 #include "lifecycle.h"
+#include "listeners.h"
 #include "probe.h"
 #include "ready.h"
 #include "state.h"
@@ -121,8 +122,10 @@ static int real_connect(struct ps_conn *c, int fd, const struct sockaddr *sa, so
 			ps_conn_add_taint(c, PS_T_UNTRACKABLE);
 		c->cookie = cookie;
 		c->created_ns = ps_now_ns();
+		c->checkout_ns = c->created_ns;
 		c->sent = 0;
 		c->sent_before_use = 0;
+		ps_proto_init(&c->proto, ps_config.protocols);
 		ps_stat_inc(PS_ST_MISSES);
 	}
 	if (ps_life_end_connect(c, connected) && connected && !ps_conn_taint(c))
@@ -150,6 +153,8 @@ int ps_connect(int fd, const struct sockaddr *sa, socklen_t len)
 	}
 	if (!set_destination(c, sa, len))
 		ps_track_taint(c, PS_T_UNTRACKABLE);
+	else if (ps_listens_on(&c->key))
+		ps_track_taint(c, PS_T_SAME_PROCESS);
 	else if (ps_life_begin_checkout(c)) {
 		int hit = ps_checkout(c, fd);
 		if (ps_life_end_checkout(c, hit)) {
@@ -170,6 +175,14 @@ int ps_connect(int fd, const struct sockaddr *sa, socklen_t len)
 	}
 	errno = saved;
 	return real_connect(c, fd, sa, len);
+}
+
+int ps_listen(int fd, int backlog)
+{
+	int r = ps_libc.listen(fd, backlog);
+	if (r == 0)
+		ps_listening(fd);
+	return r;
 }
 
 int ps_shutdown(int fd, int how)

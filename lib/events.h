@@ -15,6 +15,7 @@ int ps_bind(int fd, const struct sockaddr *sa, socklen_t len);
 int ps_setsockopt(int fd, int level, int name, const void *val, socklen_t len);
 int ps_getsockopt(int fd, int level, int name, void *val, socklen_t *len);
 int ps_connect(int fd, const struct sockaddr *sa, socklen_t len);
+int ps_listen(int fd, int backlog);
 int ps_shutdown(int fd, int how);
 int ps_close(int fd);
 

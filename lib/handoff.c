@@ -50,6 +50,7 @@ static bool allowed(const struct ps_key *k)
 static bool expired(const struct ps_conn *c, uint64_t now)
 {
 	return now - c->last_used_ns >= ps_config.idle_timeout_ns ||
+	       (c->idle_limit_ns && now - c->last_used_ns >= c->idle_limit_ns) ||
 	       (ps_config.max_lifetime_ns && now - c->created_ns >= ps_config.max_lifetime_ns) ||
 	       (ps_config.max_reuse && c->reuse_count >= ps_config.max_reuse);
 }
@@ -91,6 +92,8 @@ static void epoll_attach(struct ps_conn *c, int fd)
 static void begin_use(struct ps_conn *c, bool reused)
 {
 	c->reused = reused;
+	c->checkout_ns = ps_now_ns();
+	ps_proto_init(&c->proto, ps_config.protocols);
 	c->sent_before_use = c->sent;
 	__atomic_store_n(&c->wrote, false, __ATOMIC_RELAXED);
 	c->got_data = false;
@@ -203,6 +206,56 @@ int ps_checkout(struct ps_conn *c, int fd)
 	return 0;
 }
 
+/* The protocol tracker's reasons, as the counters name them. */
+static enum ps_stat protocol_refusal(enum ps_proto_reason r)
+{
+	switch (r) {
+	case PS_R_NONE:
+		return 0;
+	case PS_R_NO_EXCHANGE:
+		return PS_ST_REFUSED_NO_EXCHANGE;
+	case PS_R_REQUEST_PARTIAL:
+	case PS_R_RESPONSE_PENDING:
+	case PS_R_REDIS_MULTI:
+		return PS_ST_REFUSED_INCOMPLETE;
+	case PS_R_LAST_WRITE:
+		return PS_ST_REFUSED_WRITE;
+	case PS_R_SERVER_FIRST:
+		return PS_ST_REFUSED_SERVER_FIRST;
+	case PS_R_UNSOLICITED:
+		return PS_ST_REFUSED_PENDING;
+	case PS_R_UNSEEN:
+		return PS_ST_REFUSED_UNSEEN;
+	case PS_R_TLS:
+		return PS_ST_REFUSED_TLS;
+	case PS_R_HTTP_AUTH:
+		return PS_ST_REFUSED_AUTH;
+	case PS_R_HTTP_CLIENT_CLOSE:
+		return PS_ST_REFUSED_CLIENT_CLOSE;
+	case PS_R_HTTP_SERVER_CLOSE:
+	case PS_R_HTTP_10:
+	case PS_R_HTTP_EOF_BODY:
+	case PS_R_HTTP_KEEPALIVE_0:
+		return PS_ST_REFUSED_SERVER_CLOSE;
+	case PS_R_HTTP_UPGRADE:
+	case PS_R_HTTP_CONNECT:
+	case PS_R_REDIS_SELECT:
+	case PS_R_REDIS_AUTH:
+	case PS_R_REDIS_HELLO:
+	case PS_R_REDIS_CLIENT:
+	case PS_R_REDIS_WATCH:
+	case PS_R_REDIS_SUBSCRIBE:
+	case PS_R_REDIS_MONITOR:
+	case PS_R_REDIS_READONLY:
+	case PS_R_REDIS_QUIT:
+	case PS_R_REDIS_REPLICATION:
+	case PS_R_MC_QUIT:
+		return PS_ST_REFUSED_SESSION;
+	default:
+		return PS_ST_REFUSED_PROTOCOL; /* unrecognised, disabled, or not framed */
+	}
+}
+
 static enum ps_stat refusal(struct ps_conn *c, uint64_t now)
 {
 	unsigned t = ps_conn_taint(c);
@@ -214,16 +267,23 @@ static enum ps_stat refusal(struct ps_conn *c, uint64_t now)
 		return PS_ST_REFUSED_TLS;
 	if (t & PS_T_AUTH)
 		return PS_ST_REFUSED_AUTH;
+	if (t & PS_T_SAME_PROCESS)
+		return PS_ST_REFUSED_SAME_PROCESS;
 	if (t & PS_T_FILTER)
 		return PS_ST_REFUSED_FILTER;
+	if (__atomic_load_n(&c->inflight, __ATOMIC_SEQ_CST) != 0)
+		return PS_ST_REFUSED_STATE;
+	/* the tracker's word before a read of 0: a server that announced its
+	 * close says more than the FIN that followed */
+	enum ps_stat why = protocol_refusal(ps_proto_reason(&c->proto));
+	if (why)
+		return why;
 	if (t & PS_T_PEER_CLOSED)
 		return PS_ST_REFUSED_PEER;
 	if (t)
 		return PS_ST_REFUSED_STATE;
 	if (__atomic_load_n(&c->last_io, __ATOMIC_ACQUIRE) == PS_IO_WRITE)
 		return PS_ST_REFUSED_WRITE;
-	if (__atomic_load_n(&c->inflight, __ATOMIC_SEQ_CST) != 0)
-		return PS_ST_REFUSED_STATE;
 	if ((ps_config.max_reuse && c->reuse_count >= ps_config.max_reuse) ||
 	    (ps_config.max_lifetime_ns && now - c->created_ns >= ps_config.max_lifetime_ns))
 		return PS_ST_REFUSED_CAPS;
@@ -296,6 +356,18 @@ static int refuse(struct ps_conn *c, int fd, enum ps_stat why)
 	return ps_libc.close(fd);
 }
 
+/* The server closes a connection idle for its Keep-Alive timeout: keep it
+ * for less, with a margin for the two clocks and the request in flight
+ * (a fifth of it, at least half a second). */
+static uint64_t keepalive_limit(uint32_t ms)
+{
+	if (!ms)
+		return 0;
+	uint64_t ns = (uint64_t)ms * 1000000;
+	uint64_t margin = ns / 5 > 500000000ull ? ns / 5 : 500000000ull;
+	return ns > margin ? ns - margin : 1;
+}
+
 int ps_checkin(struct ps_conn *c, int fd)
 {
 	ps_check_fork();
@@ -318,6 +390,7 @@ int ps_checkin(struct ps_conn *c, int fd)
 	ps_replay_free(c->replay);
 	c->replay = NULL;
 	c->last_used_ns = now;
+	c->idle_limit_ns = keepalive_limit(ps_proto_keepalive_ms(&c->proto));
 	c->reused = false;
 	if (ps_lock() < 0) {
 		ps_life_end(c);

@@ -4,12 +4,15 @@
  * the I/O bracket (ps_life_io_enter/leave), so a call that completes after
  * the program closed the fd only ever writes into its own, ended, record. */
 #include "io.h"
+#include "clock.h"
 #include "events.h"
 #include "fdtable.h"
 #include "lifecycle.h"
+#include "probe.h"
 #include "ready.h"
 #include "resend.h"
 #include "state.h"
+#include "stats.h"
 #include "sys.h"
 #include "track.h"
 
@@ -90,27 +93,51 @@ static void push_pieces(struct ps_conn *c, int fd)
 	errno = saved;
 }
 
-static void learn_request(struct ps_conn *c, const struct ps_call *k)
+/* What the tracker has just concluded about the destination itself: a
+ * server that speaks first, or TLS, is never pooled, and neither is the
+ * next connection to it. */
+static void learn_destination(struct ps_conn *c)
 {
-	if (!k->iov || !k->iovcnt || !k->iov[0].iov_len)
+	enum ps_proto_reason r = (enum ps_proto_reason)c->proto.never;
+	unsigned taint = r == PS_R_TLS ? PS_T_TLS : r == PS_R_SERVER_FIRST ? PS_T_SERVER_FIRST : 0;
+	/* on a reused connection, bytes before our word are late bytes, not a
+	 * greeting: the tracker's verdict keeps that one connection out */
+	if (taint == PS_T_SERVER_FIRST && c->reused)
 		return;
-	const void *head = k->iov[0].iov_base;
-	size_t len = k->iov[0].iov_len;
-	bool first = !__atomic_load_n(&c->wrote, __ATOMIC_RELAXED);
-	if (first && !c->reused && ps_looks_like_tls(head, len)) {
-		ps_conn_add_taint(c, PS_T_TLS);
+	if (taint && !(ps_conn_taint(c) & taint)) {
+		ps_conn_add_taint(c, taint);
 		ps_unsafe_add(&c->key);
 	}
-	if (ps_has_connection_auth(head, len))
-		ps_conn_add_taint(c, PS_T_AUTH);
-	if (first && ps_asks_server_to_close(head, len))
-		ps_conn_add_taint(c, PS_T_PEER_CLOSED);
+}
+
+/* Late bytes (DESIGN.md 5): a server that sends an answer on an idle
+ * connection before closing it (a 408) must not have it read as the next
+ * user's answer.  The checkout proved the connection quiet; when time has
+ * passed since (a program that connects, then thinks), it is proved again
+ * before the first write, and replaced when anything arrived meanwhile.
+ * Below the threshold the window is the same as the checkout's own. */
+#define LATE_BYTES_AFTER_NS 1000000ull
+
+static void prove_quiet_again(struct ps_conn *c, int fd)
+{
+	if (!c->reused || __atomic_load_n(&c->wrote, __ATOMIC_RELAXED) || c->got_data ||
+	    ps_now_ns() - c->checkout_ns < LATE_BYTES_AFTER_NS)
+		return;
+	int saved = errno;
+	if (ps_probe_health(fd) != PS_HEALTHY && ps_replace_unused(c, fd))
+		ps_stat_inc(PS_ST_LATE_BYTES);
+	errno = saved;
 }
 
 static void sent(struct ps_conn *c, const struct ps_call *k, size_t bytes)
 {
 	if (awaiting_reply(c))
 		keep(c, k, bytes);
+	if (k->iov)
+		ps_proto_out_iov(&c->proto, k->iov, k->iovcnt, bytes);
+	else
+		ps_proto_unseen(&c->proto, bytes); /* sendmmsg: not followed */
+	learn_destination(c);
 	c->sent += bytes;
 	__atomic_store_n(&c->wrote, true, __ATOMIC_RELAXED);
 	__atomic_store_n(&c->last_io, PS_IO_WRITE, __ATOMIC_RELEASE);
@@ -136,7 +163,7 @@ ssize_t ps_send(const struct ps_call *k)
 	uint32_t seq = c ? ps_life_io_enter(c, k->fd) : 0;
 	if (!seq)
 		return k->fn(k, 0);
-	learn_request(c, k);
+	prove_quiet_again(c, k->fd);
 	ssize_t r;
 	int err;
 	bool held_sigpipe = false;
@@ -164,16 +191,15 @@ ssize_t ps_send(const struct ps_call *k)
 	return r;
 }
 
-static void received(struct ps_conn *c, bool peek)
+static void received(struct ps_conn *c, const struct ps_call *k, size_t bytes)
 {
-	if (peek)
+	if (k->flags & MSG_PEEK)
 		return;
-	/* bytes before our first word on a fresh connection: the server speaks
-	 * first, and a reused connection would never greet */
-	if (!__atomic_load_n(&c->wrote, __ATOMIC_RELAXED) && !c->reused) {
-		ps_conn_add_taint(c, PS_T_SERVER_FIRST);
-		ps_unsafe_add(&c->key);
-	}
+	if (k->iov)
+		ps_proto_in_iov(&c->proto, k->iov, k->iovcnt, bytes);
+	else
+		ps_proto_unseen(&c->proto, bytes); /* recvmmsg: not followed */
+	learn_destination(c);
 	if (!c->got_data) {
 		c->got_data = true;
 		ps_unused_remove(c);
@@ -198,11 +224,38 @@ ssize_t ps_recv(const struct ps_call *k)
 		break;
 	}
 	if (r > 0)
-		received(c, (k->flags & MSG_PEEK) != 0);
+		received(c, k, (size_t)r);
 	else if (r == 0 && k->want > 0)
 		ps_conn_add_taint(c, PS_T_PEER_CLOSED);
 	else if (r < 0)
 		failed(c, err);
+	ps_life_io_leave(c);
+	errno = err;
+	return r;
+}
+
+ssize_t ps_unseen(int fd, int dir, ssize_t (*call)(void *ctx), void *ctx)
+{
+	struct ps_conn *c = ps_fd_get(fd);
+	uint32_t seq = c ? ps_life_io_enter(c, fd) : 0;
+	if (!seq)
+		return call(ctx);
+	ssize_t r = call(ctx);
+	int err = errno;
+	if (r > 0) {
+		ps_proto_unseen(&c->proto, (size_t)r);
+		if (dir == PS_IO_WRITE) {
+			c->sent += (uint64_t)r;
+			c->replay_overflow = true; /* nothing kept: never resent */
+			__atomic_store_n(&c->wrote, true, __ATOMIC_RELAXED);
+		} else {
+			c->got_data = true;
+		}
+		ps_unused_remove(c);
+		__atomic_store_n(&c->last_io, dir, __ATOMIC_RELEASE);
+	} else if (r < 0) {
+		failed(c, err);
+	}
 	ps_life_io_leave(c);
 	errno = err;
 	return r;

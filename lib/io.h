@@ -29,4 +29,11 @@ struct ps_call {
 ssize_t ps_send(const struct ps_call *k);
 ssize_t ps_recv(const struct ps_call *k);
 
+/* sendfile, splice and the like on fd: bytes move between the socket and a
+ * file or pipe without passing the program's memory, so nothing can follow
+ * them, and a connection that carried any is never pooled.  dir: PS_IO_WRITE
+ * (the socket is the destination) or PS_IO_READ; call makes the program's
+ * call. */
+ssize_t ps_unseen(int fd, int dir, ssize_t (*call)(void *ctx), void *ctx);
+
 #endif

@@ -29,6 +29,15 @@ static const char *const names[PS_ST_COUNT] = {
 	[PS_ST_EVICTED] = "evicted",
 	[PS_ST_IDENTITY] = "identity_mismatches",
 	[PS_ST_STALE_RETRIES] = "stale_retries",
+	[PS_ST_REFUSED_SERVER_CLOSE] = "refused_server_close",
+	[PS_ST_REFUSED_CLIENT_CLOSE] = "refused_client_close",
+	[PS_ST_REFUSED_SESSION] = "refused_session",
+	[PS_ST_REFUSED_PROTOCOL] = "refused_protocol",
+	[PS_ST_REFUSED_INCOMPLETE] = "refused_incomplete",
+	[PS_ST_REFUSED_NO_EXCHANGE] = "refused_no_exchange",
+	[PS_ST_REFUSED_UNSEEN] = "refused_unseen",
+	[PS_ST_REFUSED_SAME_PROCESS] = "refused_same_process",
+	[PS_ST_LATE_BYTES] = "late_bytes",
 };
 
 const char *ps_stat_name(enum ps_stat s) { return names[s]; }
@@ -86,6 +95,33 @@ static const struct reason {
 	const char *every;
 	const char *label;
 } reasons[] = {
+	{ PS_ST_REFUSED_CLIENT_CLOSE, NULL, ANY, AT_CLOSE, false,
+	  "every request asked the server to close (Connection: close)",
+	  "asked the server to close (Connection: close)" },
+	{ PS_ST_REFUSED_SERVER_CLOSE, NULL, ANY, AT_CLOSE, false,
+	  "the server closes after every answer (Connection: close, HTTP/1.0, or a body that ends "
+	  "with the connection)",
+	  "the server said it would close" },
+	{ PS_ST_REFUSED_SESSION, NULL, ANY, AT_CLOSE, false,
+	  "every connection carried state of its own (Redis SELECT, AUTH, MULTI, SUBSCRIBE, an HTTP "
+	  "Upgrade, ...), which must not reach the next user",
+	  "with state bound to the connection (Redis SELECT/AUTH/MULTI/SUBSCRIBE, Upgrade, ...)" },
+	{ PS_ST_REFUSED_PROTOCOL, NULL, ANY, AT_CLOSE, false,
+	  "the protocol is not one poolshim pools (HTTP/1.x, Redis, memcached; POOLSHIM_PROTOCOLS=...,any "
+	  "adds others), or its messages could not be followed",
+	  "in a protocol poolshim does not pool (POOLSHIM_PROTOCOLS)" },
+	{ PS_ST_REFUSED_INCOMPLETE, NULL, ANY, AT_CLOSE, false,
+	  "the program closed every connection in the middle of an answer",
+	  "closed in the middle of an answer" },
+	{ PS_ST_REFUSED_NO_EXCHANGE, NULL, ANY, AT_CLOSE, false,
+	  "the program closed every connection before a complete request and answer",
+	  "closed before a complete request and answer" },
+	{ PS_ST_REFUSED_UNSEEN, NULL, ANY, AT_CLOSE, false,
+	  "the program sent with sendfile or splice, which poolshim cannot follow",
+	  "written with sendfile or splice" },
+	{ PS_ST_REFUSED_SAME_PROCESS, NULL, ANY, AT_CLOSE, false,
+	  "the server runs in this same process, and would wait for a close it never sees",
+	  "to a server in this same process" },
 	{ PS_ST_REFUSED_PEER, NULL, ANY, AT_CLOSE, false,
 	  "the server closed every connection, or every request asked it to (Connection: close)",
 	  "closed by the server or by Connection: close" },

@@ -27,6 +27,16 @@ enum ps_stat {
 	PS_ST_EVICTED,
 	PS_ST_IDENTITY,        /* socket cookie mismatch: fd replaced behind the shim */
 	PS_ST_STALE_RETRIES,
+	/* what the protocol tracker (proto.h) says at close */
+	PS_ST_REFUSED_SERVER_CLOSE, /* the server asked to close: Connection: close, HTTP/1.0, body to EOF */
+	PS_ST_REFUSED_CLIENT_CLOSE, /* the request asked the server to close */
+	PS_ST_REFUSED_SESSION,      /* state bound to the connection: Redis SELECT/AUTH/MULTI..., Upgrade */
+	PS_ST_REFUSED_PROTOCOL,     /* not a protocol POOLSHIM_PROTOCOLS pools, or one that cannot be framed */
+	PS_ST_REFUSED_INCOMPLETE,   /* closed in the middle of an exchange */
+	PS_ST_REFUSED_NO_EXCHANGE,  /* closed before one complete request and answer */
+	PS_ST_REFUSED_UNSEEN,       /* bytes moved where the shim cannot read them (sendfile, splice) */
+	PS_ST_REFUSED_SAME_PROCESS, /* the server listens in this very process */
+	PS_ST_LATE_BYTES,           /* a reused connection replaced before its first write */
 	PS_ST_COUNT
 };
 

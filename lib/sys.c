@@ -61,6 +61,11 @@ static int raw_open(const char *path, int flags, int mode)
 	return (int)syscall(SYS_openat, AT_FDCWD, path, flags, mode);
 }
 
+static int raw_getsockname(int fd, struct sockaddr *sa, socklen_t *len)
+{
+	return (int)syscall(SYS_getsockname, fd, sa, len);
+}
+
 static const struct ps_sys defaults = {
 	.close = raw_close,
 	.dup3 = raw_dup3,
@@ -77,6 +82,7 @@ static const struct ps_sys defaults = {
 	.epoll_ctl = raw_epoll_ctl,
 	.bind = raw_bind,
 	.open = raw_open,
+	.getsockname = raw_getsockname,
 };
 
 struct ps_sys ps_sys = defaults;

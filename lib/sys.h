@@ -27,6 +27,7 @@ struct ps_sys {
 	int (*epoll_ctl)(int epfd, int op, int fd, struct epoll_event *ev);
 	int (*bind)(int fd, const struct sockaddr *sa, socklen_t len);
 	int (*open)(const char *path, int flags, int mode);
+	int (*getsockname)(int fd, struct sockaddr *sa, socklen_t *len);
 };
 
 extern struct ps_sys ps_sys;

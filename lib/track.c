@@ -1,6 +1,6 @@
 /* Owns what the calls around a connection teach the shim, recorded on its
  * record while the program holds it: flags, options, bindings, epoll
- * registrations, extra references, and what a request's first bytes say.
+ * registrations and extra references.
  * Taints are sticky for the connection's life. */
 #include "track.h"
 #include "config.h"
@@ -16,7 +16,6 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <string.h>
-#include <strings.h>
 
 #ifndef SO_RCVTIMEO_NEW
 #define SO_RCVTIMEO_NEW 66
@@ -190,73 +189,6 @@ void ps_track_setsockopt_after(struct ps_conn *c, int level, int name, const voi
 	}
 	memcpy(o->value, val, len);
 	o->len = (uint8_t)len;
-}
-
-int ps_looks_like_tls(const void *head, size_t len)
-{
-	const unsigned char *b = head;
-	return len >= 2 && b[0] == 0x16 && b[1] == 0x03;
-}
-
-/* The value of HTTP header `name` (lower case, with its colon) in the first
- * 8 KiB of a request, or NULL; *vlen runs to the end of the line. */
-static const char *header_value(const char *s, size_t len, const char *name, size_t *vlen)
-{
-	const size_t nlen = strlen(name);
-	if (len > 8192)
-		len = 8192;
-	for (size_t i = 0; i + nlen <= len; i++) {
-		if ((s[i] | 0x20) != name[0] || (i && s[i - 1] != '\n') ||
-		    strncasecmp(s + i, name, nlen) != 0)
-			continue;
-		size_t j = i + nlen;
-		while (j < len && (s[j] == ' ' || s[j] == '\t'))
-			j++;
-		size_t end = j;
-		while (end < len && s[end] != '\r' && s[end] != '\n')
-			end++;
-		*vlen = end - j;
-		return s + j;
-	}
-	return NULL;
-}
-
-static bool has_token(const char *v, size_t vlen, const char *token)
-{
-	size_t tlen = strlen(token);
-	for (size_t i = 0; i + tlen <= vlen; i++)
-		if (strncasecmp(v + i, token, tlen) == 0)
-			return true;
-	return false;
-}
-
-/* HTTP NTLM/Negotiate authenticate the TCP connection, not the request. */
-int ps_has_connection_auth(const void *head, size_t len)
-{
-	size_t vlen;
-	const char *v = header_value(head, len, "authorization:", &vlen);
-	if (!v)
-		v = header_value(head, len, "proxy-authorization:", &vlen);
-	return v && ((vlen >= 4 && strncasecmp(v, "NTLM", 4) == 0) ||
-		     (vlen >= 9 && strncasecmp(v, "Negotiate", 9) == 0));
-}
-
-/* An HTTP request that tells the server to close after its answer
- * ("Connection: close", or HTTP/1.0 without keep-alive): the FIN that
- * follows the response may not have arrived when the program closes, and
- * pooling would only buy a stale reuse. */
-int ps_asks_server_to_close(const void *head, size_t len)
-{
-	const char *s = head;
-	size_t vlen;
-	const char *v = header_value(s, len, "connection:", &vlen);
-	if (v && has_token(v, vlen, "close"))
-		return 1;
-	const char *eol = memchr(s, '\n', len < 8192 ? len : 8192);
-	if (!eol || eol - s < 10)
-		return 0;
-	const char *line_end = eol[-1] == '\r' ? eol - 1 : eol;
-	return memcmp(line_end - 9, " HTTP/1.0", 9) == 0 && !(v && has_token(v, vlen, "keep-alive"));
 }
 
 void ps_track_epoll_ctl(struct ps_conn *c, int epfd, int op, const struct epoll_event *ev, int ret)

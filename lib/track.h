@@ -47,9 +47,4 @@ void ps_track_close_range(unsigned lo, unsigned hi, int flags);
  * least recently used idle connection and returns 1: retry the call once. */
 int ps_fd_pressure(int err);
 
-/* Protocol detection on a write's first bytes (exposed for unit tests). */
-int ps_looks_like_tls(const void *head, size_t len);
-int ps_has_connection_auth(const void *head, size_t len);
-int ps_asks_server_to_close(const void *head, size_t len);
-
 #endif

@@ -5,15 +5,21 @@
 #include "real.h"
 
 #include "fdtable.h"
+#include "conn.h"
 #include "io.h"
 #include "track.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <stdbool.h>
+#include <sys/sendfile.h>
+#include <sys/uio.h>
 
 enum op_kind {
 	OP_WRITE, OP_WRITEV, OP_SEND, OP_SENDTO, OP_SENDMSG, OP_SENDMMSG,
 	OP_READ, OP_READV, OP_RECV, OP_RECVFROM, OP_RECVMSG, OP_RECVMMSG,
 	OP_READ_CHK, OP_RECV_CHK, OP_RECVFROM_CHK,
+	OP_PWRITEV2, OP_PREADV2, /* offset -1: the socket's writev/readv with flags */
 };
 
 struct op {
@@ -34,6 +40,8 @@ struct op {
 	socklen_t salen;
 	socklen_t *salenp;
 	struct timespec *timeout;
+	int rwf;                 /* pwritev2/preadv2 RWF_* flags */
+	bool is64;               /* the *64v2 entry point */
 };
 
 /* The op's call, with the extra flags the send path asks for (MSG_NOSIGNAL
@@ -66,6 +74,16 @@ static ssize_t call(const struct ps_call *k, int extra)
 	case OP_RECV_CHK: return r->recv_chk(o->fd, o->buf, o->len, o->buflen, o->flags);
 	case OP_RECVFROM_CHK:
 		return r->recvfrom_chk(o->fd, o->buf, o->len, o->buflen, o->flags, o->sa, o->salenp);
+	case OP_PWRITEV2:
+		if (extra) {
+			m = (struct msghdr){ .msg_iov = (struct iovec *)o->iov, .msg_iovlen = (size_t)o->iovcnt };
+			return r->sendmsg(o->fd, &m, extra);
+		}
+		return o->is64 ? r->pwritev64v2(o->fd, o->iov, o->iovcnt, -1, o->rwf)
+			       : r->pwritev2(o->fd, o->iov, o->iovcnt, -1, o->rwf);
+	case OP_PREADV2:
+		return o->is64 ? r->preadv64v2(o->fd, o->iov, o->iovcnt, -1, o->rwf)
+			       : r->preadv2(o->fd, o->iov, o->iovcnt, -1, o->rwf);
 	}
 	errno = ENOSYS;
 	return -1;
@@ -246,4 +264,87 @@ ssize_t __recvfrom_chk(int fd, void *buf, size_t n, size_t buflen, int flags,
 	return tracked_recv(&(struct op){ .kind = OP_RECVFROM_CHK, .fd = fd, .buf = buf, .len = n,
 					  .buflen = buflen, .flags = flags, .sa = sa,
 					  .salenp = salen });
+}
+
+/* pwritev2/preadv2 with offset -1 are writev/readv on a socket (any other
+ * offset fails with ESPIPE there, as libc reports). */
+
+ssize_t pwritev2(int fd, const struct iovec *iov, int n, off_t off, int rwf)
+{
+	if (off != -1 || !ps_fd_get(fd))
+		return real()->pwritev2(fd, iov, n, off, rwf);
+	return tracked_send(&(struct op){ .kind = OP_PWRITEV2, .fd = fd, .iov = iov, .iovcnt = n, .rwf = rwf });
+}
+
+ssize_t pwritev64v2(int fd, const struct iovec *iov, int n, off64_t off, int rwf)
+{
+	if (off != -1 || !ps_fd_get(fd))
+		return real()->pwritev64v2(fd, iov, n, off, rwf);
+	return tracked_send(&(struct op){
+		.kind = OP_PWRITEV2, .fd = fd, .iov = iov, .iovcnt = n, .rwf = rwf, .is64 = true });
+}
+
+ssize_t preadv2(int fd, const struct iovec *iov, int n, off_t off, int rwf)
+{
+	if (off != -1 || !ps_fd_get(fd))
+		return real()->preadv2(fd, iov, n, off, rwf);
+	return tracked_recv(&(struct op){ .kind = OP_PREADV2, .fd = fd, .iov = iov, .iovcnt = n, .rwf = rwf });
+}
+
+ssize_t preadv64v2(int fd, const struct iovec *iov, int n, off64_t off, int rwf)
+{
+	if (off != -1 || !ps_fd_get(fd))
+		return real()->preadv64v2(fd, iov, n, off, rwf);
+	return tracked_recv(&(struct op){
+		.kind = OP_PREADV2, .fd = fd, .iov = iov, .iovcnt = n, .rwf = rwf, .is64 = true });
+}
+
+/* ---- bytes the shim cannot read: sendfile, splice (io.h ps_unseen) ---- */
+
+struct unseen {
+	enum { SENDFILE, SENDFILE64, SPLICE } kind;
+	int out_fd, in_fd;
+	void *off_in, *off_out;
+	size_t len;
+	unsigned flags;
+};
+
+static ssize_t call_unseen(void *ctx)
+{
+	const struct unseen *u = ctx;
+	const struct ps_libc *r = real();
+	switch (u->kind) {
+	case SENDFILE: return r->sendfile(u->out_fd, u->in_fd, u->off_in, u->len);
+	case SENDFILE64: return r->sendfile64(u->out_fd, u->in_fd, u->off_in, u->len);
+	case SPLICE: return r->splice(u->in_fd, u->off_in, u->out_fd, u->off_out, u->len, u->flags);
+	}
+	errno = ENOSYS;
+	return -1;
+}
+
+ssize_t sendfile(int out_fd, int in_fd, off_t *off, size_t n)
+{
+	if (!ps_fd_get(out_fd))
+		return real()->sendfile(out_fd, in_fd, off, n);
+	struct unseen u = { .kind = SENDFILE, .out_fd = out_fd, .in_fd = in_fd, .off_in = off, .len = n };
+	return ps_unseen(out_fd, PS_IO_WRITE, call_unseen, &u);
+}
+
+ssize_t sendfile64(int out_fd, int in_fd, off64_t *off, size_t n)
+{
+	if (!ps_fd_get(out_fd))
+		return real()->sendfile64(out_fd, in_fd, off, n);
+	struct unseen u = { .kind = SENDFILE64, .out_fd = out_fd, .in_fd = in_fd, .off_in = off, .len = n };
+	return ps_unseen(out_fd, PS_IO_WRITE, call_unseen, &u);
+}
+
+/* A tracked socket on either end: bytes into it or out of it unseen. */
+ssize_t splice(int in_fd, off64_t *off_in, int out_fd, off64_t *off_out, size_t n, unsigned int flags)
+{
+	struct unseen u = { SPLICE, out_fd, in_fd, off_in, off_out, n, flags };
+	if (ps_fd_get(out_fd))
+		return ps_unseen(out_fd, PS_IO_WRITE, call_unseen, &u);
+	if (ps_fd_get(in_fd))
+		return ps_unseen(in_fd, PS_IO_READ, call_unseen, &u);
+	return real()->splice(in_fd, off_in, out_fd, off_out, n, flags);
 }

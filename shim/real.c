@@ -15,6 +15,8 @@
 #include <sys/epoll.h>
 #include <poll.h>
 #include <sys/select.h>
+#include <sys/sendfile.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 int ps_real_ready;
@@ -50,7 +52,7 @@ static void bind_all(void)
 	BIND(close, close);
 	BIND(shutdown, shutdown);
 	BIND(bind, bind);
-	ps_libc.listen = lookup("listen", NULL); /* not hooked */
+	BIND(listen, listen);
 	BIND(setsockopt, setsockopt);
 	BIND(getsockopt, getsockopt);
 	BIND(accept, accept);
@@ -76,6 +78,13 @@ static void bind_all(void)
 	BIND(read_chk, __read_chk);
 	BIND(recv_chk, __recv_chk);
 	BIND(recvfrom_chk, __recvfrom_chk);
+	BIND(sendfile, sendfile);
+	BIND(sendfile64, sendfile64);
+	BIND(splice, splice);
+	BIND(pwritev2, pwritev2);
+	BIND(pwritev64v2, pwritev64v2);
+	BIND(preadv2, preadv2);
+	BIND(preadv64v2, preadv64v2);
 	BIND(fdopen, fdopen);
 	ps_libc.close_range = lookup_optional("close_range", (void *)&close_range);
 	ps_libc.closefrom = lookup_optional("closefrom", (void *)&closefrom);

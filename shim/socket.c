@@ -33,6 +33,13 @@ int getsockopt(int fd, int level, int name, void *val, socklen_t *len)
 	return ps_getsockopt(fd, level, name, val, len);
 }
 
+int listen(int fd, int backlog)
+{
+	if (!ps_fd_get(fd))
+		return real()->listen(fd, backlog);
+	return ps_listen(fd, backlog);
+}
+
 int shutdown(int fd, int how)
 {
 	if (!ps_fd_get(fd))

@@ -108,7 +108,7 @@ static char **build_env(bool shim, bool stats, const char *const *extra)
 		n++;
 	while (extra && extra[n_extra])
 		n_extra++;
-	char **env = calloc(n + n_extra + 3, sizeof *env);
+	char **env = calloc(n + n_extra + 4, sizeof *env);
 	cr_assert(env);
 	size_t k = 0;
 	for (size_t i = 0; i < n; i++) {
@@ -133,8 +133,15 @@ static char **build_env(bool shim, bool stats, const char *const *extra)
 			sprintf(s, "LD_PRELOAD=%s", lib);
 		env[k++] = s;
 	}
-	for (size_t i = 0; i < n_extra; i++)
+	bool protocols = getenv("POOLSHIM_PROTOCOLS") != NULL;
+	for (size_t i = 0; i < n_extra; i++) {
+		protocols = protocols || starts_with(extra[i], "POOLSHIM_PROTOCOLS=");
 		env[k++] = (char *)extra[i];
+	}
+	/* the test servers speak a line protocol of their own, which the shim
+	 * pools only when told to (a test that says otherwise wins) */
+	if (!protocols)
+		env[k++] = (char *)"POOLSHIM_PROTOCOLS=http,redis,memcached,any";
 	env[k] = NULL;
 	return env;
 }

@@ -11,7 +11,9 @@
  *   POOLSHIM_PRELOAD_PREFIX  optional, prepended to LD_PRELOAD (for example
  *                            libasan.so in a sanitizer build)
  *
- * Each child gets POOLSHIM_STATS=<per-test temp dir>/stats, a deadline
+ * Each child gets POOLSHIM_STATS=<per-test temp dir>/stats,
+ * POOLSHIM_PROTOCOLS=http,redis,memcached,any unless the test sets its own
+ * (the test servers' line protocol is not one the shim pools by default), a deadline
  * (it is SIGKILLed when it passes) and PR_SET_PDEATHSIG, so nothing outlives
  * a crashed test worker.  it_teardown() (the suites' .fini) kills and reaps
  * whatever is still running, also after a failed assertion.

@@ -225,7 +225,10 @@ void t_libc_fill(void)
 int t_pool_setup(struct sockaddr_in *dst)
 {
 	signal(SIGPIPE, SIG_IGN);
-	ps_config_parse(&ps_config, t_env_empty);
+	/* the tests talk a line protocol of their own: pooled byte by byte */
+	t_env_clear();
+	t_env_set("POOLSHIM_PROTOCOLS", "http,redis,memcached,any");
+	ps_config_parse(&ps_config, t_env_lookup);
 	ps_stats_reset();
 	cr_assert_eq(ps_state_init(), 0);
 	t_libc_fill();

@@ -47,7 +47,8 @@ int t_log_total_lines(void);
 void t_libc_fill(void);
 
 /* A suite's start for tests that drive the entry points: SIGPIPE ignored,
- * default configuration, counters zeroed, the pool ready, ps_libc filled;
+ * default configuration but POOLSHIM_PROTOCOLS with `any` (the tests' line
+ * protocol), counters zeroed, the pool ready, ps_libc filled;
  * returns a loopback listener, its address in *dst. */
 int t_pool_setup(struct sockaddr_in *dst);
 

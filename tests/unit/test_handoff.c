@@ -131,7 +131,7 @@ static int first_cycle(int *fd_out)
 	int s;
 	int fd = open_conn(SOCK_STREAM, &s);
 	cr_assert_eq(last_hit, 0);
-	exchange(fd, s, "GET /1\n", "200 one\n");
+	exchange(fd, s, "REQ /1\n", "200 one\n");
 	cr_assert_eq(w_close(fd), 0);
 	cr_assert_eq(last_pooled, 1, "a read-last connection must be pooled");
 	if (fd_out)
@@ -188,7 +188,7 @@ Test(handoff, checkout_reuses_the_same_server_socket)
 	cr_assert_eq(ps_conn_state(c), PS_ACTIVE);
 	cr_assert_eq(ps_conn_live(), 1, "the fresh record was freed");
 	/* the same server-side socket gets the next request */
-	exchange(fd, s, "GET /2\n", "200 two\n");
+	exchange(fd, s, "REQ /2\n", "200 two\n");
 	cr_assert_eq(w_close(fd), 0);
 	cr_assert_eq(last_pooled, 1);
 	cr_assert_eq(STAT(CHECKINS), 2);
@@ -205,7 +205,7 @@ Test(handoff, many_cycles_use_one_connection)
 		int s2 = -1;
 		int fd = open_conn(SOCK_STREAM, &s2);
 		cr_assert_eq(last_hit, 1, "cycle %d", i);
-		exchange(fd, s, "GET /n\n", "200 n\n");
+		exchange(fd, s, "REQ /n\n", "200 n\n");
 		cr_assert_eq(w_close(fd), 0);
 		cr_assert_eq(last_pooled, 1, "cycle %d", i);
 	}
@@ -221,7 +221,7 @@ Test(handoff, last_io_write_is_refused)
 	int s;
 	int fd = open_conn(SOCK_STREAM, &s);
 	char buf[16];
-	cr_assert_eq(w_write(fd, "GET /\n", 6), 6);
+	cr_assert_eq(w_write(fd, "REQ /\n", 6), 6);
 	cr_assert_eq(t_read_n(s, buf, 6, 2000), 6);
 	cr_assert_eq(w_close(fd), 0);
 	cr_assert_eq(last_pooled, 0);
@@ -239,7 +239,7 @@ Test(handoff, unread_bytes_at_close_are_refused)
 	int s;
 	int fd = open_conn(SOCK_STREAM, &s);
 	char buf[16];
-	cr_assert_eq(w_write(fd, "GET /\n", 6), 6);
+	cr_assert_eq(w_write(fd, "REQ /\n", 6), 6);
 	cr_assert_eq(t_read_n(s, buf, 6, 2000), 6);
 	cr_assert_eq(write(s, "part1\npart2\n", 12), 12);
 	cr_assert(t_wait_readable(fd, 2000));
@@ -267,7 +267,7 @@ Test(handoff, peer_fin_while_idle_is_stale_and_connects_for_real)
 	cr_assert_eq(STAT(MISSES), 2);
 	cr_assert_eq(ps_g.pool.total, 0);
 	assert_fd_closed(hidden);
-	exchange(fd, s2, "GET /\n", "ok\n");
+	exchange(fd, s2, "REQ /\n", "ok\n");
 	cr_assert_eq(ps_conn_live(), 1);
 }
 
@@ -275,7 +275,7 @@ Test(handoff, peer_closed_during_use_is_refused)
 {
 	int s;
 	int fd = open_conn(SOCK_STREAM, &s);
-	exchange(fd, s, "GET /\n", "bye\n");
+	exchange(fd, s, "REQ /\n", "bye\n");
 	close(s);
 	char b[4];
 	cr_assert_eq(w_read(fd, b, sizeof b), 0);
@@ -288,7 +288,7 @@ Test(handoff, dup_makes_it_shared_and_refused)
 {
 	int s;
 	int fd = open_conn(SOCK_STREAM, &s);
-	exchange(fd, s, "GET /\n", "ok\n");
+	exchange(fd, s, "REQ /\n", "ok\n");
 	int d = w_dup(fd);
 	cr_assert_geq(d, 0);
 	cr_assert(ps_conn_taint(ps_fd_get(fd)) & PS_T_SHARED);
@@ -308,7 +308,7 @@ Test(handoff, shutdown_is_refused)
 {
 	int s;
 	int fd = open_conn(SOCK_STREAM, &s);
-	exchange(fd, s, "GET /\n", "ok\n");
+	exchange(fd, s, "REQ /\n", "ok\n");
 	cr_assert_eq(w_shutdown(fd, SHUT_WR), 0);
 	cr_assert_eq(w_close(fd), 0);
 	cr_assert_eq(last_pooled, 0);
@@ -323,7 +323,7 @@ Test(handoff, lingering_close_is_refused)
 	cr_assert_eq(w_setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg), 0);
 	cr_assert_eq(w_connect(fd, DST), 0);
 	s = t_accept(lfd, 2000);
-	exchange(fd, s, "GET /\n", "ok\n");
+	exchange(fd, s, "REQ /\n", "ok\n");
 	cr_assert_eq(w_close(fd), 0);
 	cr_assert_eq(last_pooled, 0);
 	cr_assert_eq(STAT(REFUSED_STATE), 1);
@@ -338,7 +338,7 @@ Test(handoff, idle_timeout_expires_with_fake_clock)
 	int s2 = -1;
 	int fd = open_conn(SOCK_STREAM, &s2);
 	cr_assert_eq(last_hit, 1);
-	exchange(fd, s, "GET /2\n", "two\n");
+	exchange(fd, s, "REQ /2\n", "two\n");
 	cr_assert_eq(w_close(fd), 0);
 	cr_assert_eq(last_pooled, 1);
 	cr_assert_eq(ps_g.pool.lru->last_used_ns, t_fake_now, "checkin restarts the idle clock");
@@ -500,7 +500,7 @@ Test(handoff, port_filter_keeps_destination_out)
 	int s;
 	int fd = open_conn(SOCK_STREAM, &s);
 	cr_assert(ps_conn_taint(ps_fd_get(fd)) & PS_T_FILTER);
-	exchange(fd, s, "GET /\n", "ok\n");
+	exchange(fd, s, "REQ /\n", "ok\n");
 	cr_assert_eq(w_close(fd), 0);
 	cr_assert_eq(last_pooled, 0);
 	cr_assert_eq(STAT(REFUSED_FILTER), 1);
@@ -524,7 +524,7 @@ Test(handoff, fcntl_emfile_at_checkin_falls_back_to_real_close)
 {
 	int s;
 	int fd = open_conn(SOCK_STREAM, &s);
-	exchange(fd, s, "GET /\n", "ok\n");
+	exchange(fd, s, "REQ /\n", "ok\n");
 	ps_sys.fcntl = fcntl_emfile;
 	/* close() makes the program's real close itself when it cannot pool */
 	cr_assert_eq(w_close(fd), 0);
@@ -566,7 +566,7 @@ Test(handoff, dup3_failure_at_checkout_falls_back_to_real_connect)
 	cr_assert_eq(ps_g.pool.total, 0);
 	assert_fd_closed(hidden);
 	assert_peer_sees_eof(s);
-	exchange(fd, s2, "GET /\n", "ok\n");
+	exchange(fd, s2, "REQ /\n", "ok\n");
 	cr_assert_eq(w_close(fd), 0);
 	cr_assert_eq(last_pooled, 1);
 }
@@ -693,7 +693,7 @@ Test(handoff, program_fd_replaced_behind_the_shim_is_left_alone)
 {
 	int s;
 	int fd = open_conn(SOCK_STREAM, &s);
-	exchange(fd, s, "GET /\n", "ok\n");
+	exchange(fd, s, "REQ /\n", "ok\n");
 	/* fclose of an fdopen stream, syscall(SYS_close), ...: the shim is not told */
 	close(fd);
 	int file = open("/dev/null", O_RDONLY);
@@ -745,7 +745,7 @@ Test(handoff, io_in_flight_at_close_is_refused)
 {
 	int s;
 	int fd = open_conn(SOCK_STREAM, &s);
-	exchange(fd, s, "GET /\n", "ok\n");
+	exchange(fd, s, "REQ /\n", "ok\n");
 	/* another thread is inside a read on fd */
 	struct ps_conn *c = ps_fd_get(fd);
 	cr_assert_not_null(c);
@@ -855,7 +855,7 @@ Test(handoff, stale_reuse_first_write_retries_on_a_fresh_connection)
 	/* the server drops the connection between checkout and the first write */
 	reset_peer(s1);
 	wait_for_reset(fd);
-	cr_assert_eq(w_write(fd, "GET /r\n", 7), 7, "the retried write must succeed: %s", strerror(errno));
+	cr_assert_eq(w_write(fd, "REQ /r\n", 7), 7, "the retried write must succeed: %s", strerror(errno));
 	cr_assert_eq(last_retried, 1);
 	cr_assert_eq(STAT(STALE_RETRIES), 1);
 	cr_assert_eq(ps_fd_get(fd), c, "the same record keeps the fd");
@@ -870,7 +870,7 @@ Test(handoff, stale_reuse_first_write_retries_on_a_fresh_connection)
 	cr_assert_geq(s2, 0);
 	char buf[8];
 	cr_assert_eq(t_read_n(s2, buf, 7, 2000), 7);
-	cr_assert_arr_eq(buf, "GET /r\n", 7);
+	cr_assert_arr_eq(buf, "REQ /r\n", 7);
 	cr_assert_eq(write(s2, "ok\n", 3), 3);
 	cr_assert_eq(w_read(fd, buf, 3), 3);
 	cr_assert_eq(w_close(fd), 0);
@@ -890,7 +890,7 @@ Test(handoff, stale_reuse_retry_fails_cleanly_when_the_server_is_gone)
 	wait_for_reset(fd);
 	int before = count_open_fds();
 	errno = 0;
-	cr_assert_eq(w_write(fd, "GET /\n", 6), -1);
+	cr_assert_eq(w_write(fd, "REQ /\n", 6), -1);
 	cr_assert(errno == ECONNRESET || errno == EPIPE, "errno %s", strerror(errno));
 	cr_assert_eq(last_retried, 0);
 	cr_assert_eq(count_open_fds(), before, "the failed reconnect leaked a descriptor");

@@ -299,3 +299,78 @@ Test(proto, protocol_names)
 	cr_assert_str_eq(ps_proto_name(PS_PROTO_NONE), "none");
 	cr_assert_str_eq(ps_proto_name(PS_PROTO_COUNT), "?");
 }
+
+/* ---- what the shim's old byte scanners caught, now through the tracker ---- */
+
+#define S(lit) (lit), (sizeof(lit) - 1)
+
+static enum ps_proto kind_of(const void *b, size_t n)
+{
+	ps_proto_init(&st, PS_PROTOS_ALL);
+	ps_proto_out(&st, b, n);
+	return ps_proto_kind(&st);
+}
+
+/* The reason right after the request went out (its answer not read yet). */
+static enum ps_proto_reason after_request(const char *req, size_t n)
+{
+	ps_proto_init(&st, PS_PROTOS_ALL);
+	ps_proto_out(&st, req, n);
+	return ps_proto_reason(&st);
+}
+
+Test(proto, tls_record_start_detected)
+{
+	static const unsigned char hello[] = { 0x16, 0x03, 0x01, 0x02, 0x00 };
+	static const unsigned char ssl2[] = { 0x16, 0x02, 0x01 };
+	static const unsigned char one[] = { 0x16 };
+	static const unsigned char tls13[] = { 0x16, 0x03, 0x03 };
+	cr_assert_eq(kind_of(hello, sizeof hello), PS_PROTO_TLS);
+	cr_assert_eq(kind_of(tls13, 2), PS_PROTO_TLS, "two bytes are enough");
+	cr_assert_neq(kind_of(ssl2, sizeof ssl2), PS_PROTO_TLS);
+	cr_assert_eq(kind_of(one, 1), PS_PROTO_NONE, "one byte cannot tell");
+	cr_assert_eq(kind_of(S("GET / HTTP/1.1\r\n")), PS_PROTO_HTTP);
+	cr_assert_neq(kind_of(S("\x17\x03\x03")), PS_PROTO_TLS, "application data is not a handshake start");
+}
+
+Test(proto, connection_auth_detected)
+{
+	cr_assert_eq(after_request(S("GET / HTTP/1.1\r\nAuthorization: NTLM abc\r\n\r\n")), PS_R_HTTP_AUTH);
+	cr_assert_eq(after_request(S("GET / HTTP/1.1\r\nauthorization:   negotiate x\r\n\r\n")),
+		     PS_R_HTTP_AUTH, "case-insensitive, any spaces");
+	cr_assert_eq(after_request(S("GET / HTTP/1.1\r\nAUTHORIZATION:\tNTLM x\r\n\r\n")), PS_R_HTTP_AUTH);
+	cr_assert_eq(after_request(S("GET / HTTP/1.1\r\nProxy-Authorization: NTLM x\r\n\r\n")), PS_R_HTTP_AUTH);
+	cr_assert_eq(after_request(S("GET / HTTP/1.1\r\nAuthorization: Basic x\r\n\r\n")), PS_R_RESPONSE_PENDING);
+	cr_assert_eq(after_request(S("GET / HTTP/1.1\r\nAuthorization: Bearer x\r\n\r\n")), PS_R_RESPONSE_PENDING);
+	cr_assert_eq(after_request(S("GET / HTTP/1.1\r\nAuthorization: NTL\r\n\r\n")), PS_R_RESPONSE_PENDING,
+		     "truncated scheme");
+	cr_assert_eq(after_request(S("GET / HTTP/1.1\r\nAuthorization:\r\n\r\n")), PS_R_RESPONSE_PENDING);
+	/* only the bytes given: the scheme lies past them */
+	const char *s = "GET / HTTP/1.1\r\nAuthorization: NTLM abc\r\n\r\n";
+	cr_assert_neq(after_request(s, strlen(s) - 11), PS_R_HTTP_AUTH);
+}
+
+Test(proto, auth_header_must_start_a_line)
+{
+	cr_assert_eq(after_request(S("GET /x?Authorization:%20NTLM HTTP/1.1\r\n\r\n")), PS_R_RESPONSE_PENDING);
+}
+
+Test(proto, connection_close_request_is_detected)
+{
+	cr_assert_eq(after_request(S("GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")),
+		     PS_R_HTTP_CLIENT_CLOSE);
+	enum ps_proto_reason r = after_request(S("GET / HTTP/1.1\r\nconnection:  Upgrade, CLOSE\r\n\r\n"));
+	cr_assert(r == PS_R_HTTP_CLIENT_CLOSE || r == PS_R_HTTP_UPGRADE, "reason %d", r);
+	cr_assert_eq(after_request(S("GET / HTTP/1.1\r\nConnection: keep-alive\r\n\r\n")), PS_R_RESPONSE_PENDING);
+	cr_assert_eq(after_request(S("GET / HTTP/1.1\r\nHost: a\r\n\r\n")), PS_R_RESPONSE_PENDING);
+	/* a header value elsewhere in the text is not a header line */
+	cr_assert_eq(after_request(S("GET /?q=x-Connection:%20close HTTP/1.1\r\n\r\n")), PS_R_RESPONSE_PENDING);
+}
+
+Test(proto, http10_request_without_keepalive_is_detected)
+{
+	cr_assert_eq(ps_proto_verdict((after_request(S("GET / HTTP/1.0\r\nHost: a\r\n\r\n")), &st)), PS_V_NEVER);
+	cr_assert_eq(ps_proto_verdict((after_request(S("GET / HTTP/1.0\n\n")), &st)), PS_V_NEVER);
+	cr_assert_eq(after_request(S("GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n")), PS_R_RESPONSE_PENDING);
+	cr_assert_eq(kind_of(S("REQ token\n")), PS_PROTO_OTHER);
+}

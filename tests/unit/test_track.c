@@ -26,44 +26,8 @@
 
 #define S(lit) (lit), (sizeof(lit) - 1)
 
-Test(track, tls_record_start_detected)
-{
-	static const unsigned char hello[] = { 0x16, 0x03, 0x01, 0x02, 0x00 };
-	static const unsigned char ssl2[] = { 0x16, 0x02, 0x01 };
-	static const unsigned char one[] = { 0x16 };
-	static const unsigned char tls13[] = { 0x16, 0x03, 0x03 };
-	cr_assert_eq(ps_looks_like_tls(hello, sizeof hello), 1);
-	cr_assert_eq(ps_looks_like_tls(tls13, 2), 1, "two bytes are enough");
-	cr_assert_eq(ps_looks_like_tls(ssl2, sizeof ssl2), 0);
-	cr_assert_eq(ps_looks_like_tls(one, 1), 0, "one byte cannot tell");
-	cr_assert_eq(ps_looks_like_tls(hello, 0), 0);
-	cr_assert_eq(ps_looks_like_tls(S("GET / HTTP/1.1\r\n")), 0);
-	cr_assert_eq(ps_looks_like_tls(S("\x17\x03\x03")), 0, "application data is not a handshake start");
-}
 
-Test(track, connection_auth_detected)
-{
-	cr_assert_eq(ps_has_connection_auth(S("GET / HTTP/1.1\r\nAuthorization: NTLM abc")), 1);
-	cr_assert_eq(ps_has_connection_auth(S("GET / HTTP/1.1\r\nauthorization:   negotiate x")), 1,
-		     "case-insensitive, any spaces");
-	cr_assert_eq(ps_has_connection_auth(S("GET / HTTP/1.1\r\nAUTHORIZATION:\tNTLM x")), 1);
-	cr_assert_eq(ps_has_connection_auth(S("GET / HTTP/1.1\r\nAuthorization: Basic x")), 0);
-	cr_assert_eq(ps_has_connection_auth(S("GET / HTTP/1.1\r\nAuthorization: Bearer x")), 0);
-	cr_assert_eq(ps_has_connection_auth(S("GET / HTTP/1.1\r\nProxy-Authorization: NTLM x")), 1);
-	cr_assert_eq(ps_has_connection_auth(S("GET / HTTP/1.1\r\nHost: a\r\n\r\n")), 0);
-	cr_assert_eq(ps_has_connection_auth(S("Authorization: NTL")), 0, "truncated scheme");
-	cr_assert_eq(ps_has_connection_auth(S("Authorization: Negotiat")), 0);
-	cr_assert_eq(ps_has_connection_auth(S("Authorization:")), 0);
-	cr_assert_eq(ps_has_connection_auth("", 0), 0);
-}
 
-Test(track, connection_auth_respects_length)
-{
-	/* the NTLM lies past the given length */
-	const char *s = "GET / HTTP/1.1\r\nAuthorization: NTLM abc";
-	cr_assert_eq(ps_has_connection_auth(s, strlen(s) - 7), 0);
-	cr_assert_eq(ps_has_connection_auth(s, strlen(s) - 4), 1);
-}
 
 /* ---- recording on live records, through the shim's entry points ----
  * Records come from ps_socket() (events.h) on real sockets; an ACTIVE one
@@ -485,7 +449,10 @@ Test(tracking, auth_header_taints_without_unsafe)
 	cr_assert_eq(ps_key_init(&c->key, SOCK_STREAM, 0, (struct sockaddr *)&a, sizeof a), 0);
 	const char req[] = "GET / HTTP/1.1\r\nAuthorization: NTLM TlRMTVNTUAAB\r\n\r\n";
 	cr_assert_eq(f_send(fd, req, sizeof req - 1, (ssize_t)sizeof req - 1, 0), (ssize_t)sizeof req - 1);
-	cr_assert_eq(ps_conn_taint(c), PS_T_AUTH);
+	/* the protocol tracker (proto.h) keeps this connection out of the
+	 * pool; no taint, and the destination stays safe */
+	cr_assert_eq(ps_proto_reason(&c->proto), PS_R_HTTP_AUTH);
+	cr_assert_eq(ps_conn_taint(c), 0);
 	cr_assert_not(ps_unsafe_has(&c->key), "auth binds this connection, not the destination");
 	close(fd);
 }
@@ -667,32 +634,9 @@ Test(tracking, only_a_write_nothing_of_which_arrived_may_retry)
 	close(fd);
 }
 
-#define REQ(s) s, sizeof s - 1
 
-Test(track, connection_close_request_is_detected)
-{
-	cr_assert(ps_asks_server_to_close(REQ("GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")));
-	cr_assert(ps_asks_server_to_close(REQ("GET / HTTP/1.1\r\nconnection:  Upgrade, CLOSE\r\n\r\n")));
-	cr_assert_not(ps_asks_server_to_close(REQ("GET / HTTP/1.1\r\nConnection: keep-alive\r\n\r\n")));
-	cr_assert_not(ps_asks_server_to_close(REQ("GET / HTTP/1.1\r\nHost: a\r\n\r\n")));
-	/* a header value elsewhere in the text is not a header line */
-	cr_assert_not(ps_asks_server_to_close(REQ("GET /?q=x-Connection:%20close HTTP/1.1\r\n\r\n")));
-}
 
-Test(track, http10_request_without_keepalive_is_detected)
-{
-	cr_assert(ps_asks_server_to_close(REQ("GET / HTTP/1.0\r\nHost: a\r\n\r\n")));
-	cr_assert(ps_asks_server_to_close(REQ("GET / HTTP/1.0\n\n")));
-	cr_assert_not(ps_asks_server_to_close(REQ("GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n")));
-	cr_assert_not(ps_asks_server_to_close(REQ("REQ token\n")));
-	cr_assert_not(ps_asks_server_to_close(REQ("HTTP/1.0")));
-}
 
-Test(track, auth_header_must_start_a_line)
-{
-	cr_assert_not(ps_has_connection_auth(REQ("GET /x?Authorization:%20NTLM HTTP/1.1\r\n\r\n")));
-	cr_assert(ps_has_connection_auth(REQ("GET / HTTP/1.1\r\nAuthorization: NTLM abc\r\n\r\n")));
-}
 
 /* httperf's writev passes an empty iovec with a NULL base: nothing to keep,
  * and no memcpy from NULL (UBSan aborts on that).  Now through ps_send on a
