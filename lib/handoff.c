@@ -295,9 +295,9 @@ static void count_refusal(struct ps_conn *c, enum ps_stat why)
 	ps_stat_inc(PS_ST_REFUSED);
 	ps_stat_inc(why);
 	if (ps_log_level >= PS_LOG_DEBUG) {
-		char reason[96];
-		snprintf(reason, sizeof reason, "%s (taint 0x%x, last io %d)", ps_stat_name(why),
-			 ps_conn_taint(c), __atomic_load_n(&c->last_io, __ATOMIC_RELAXED));
+		const char *label = ps_stat_label(why);
+		char reason[256];
+		snprintf(reason, sizeof reason, "not pooled: %s", label ? label : ps_stat_name(why));
 		log_decision("checkin", c, reason);
 	}
 }

@@ -79,6 +79,69 @@ Test(summary, connection_close_or_server_close)
 			"or every request asked it to (Connection: close)");
 }
 
+/* What the protocol tracker tells at close, one main reason each. */
+static void only(enum ps_stat why, uint64_t n)
+{
+	run(n, 0, n, 0);
+	v[why] = n;
+}
+
+Test(summary, every_request_asked_the_server_to_close)
+{
+	/* urllib: every request says Connection: close */
+	only(PS_ST_REFUSED_CLIENT_CLOSE, 200);
+	assert_headline("200 connects, 0 reused: every request asked the server to close (Connection: close)");
+}
+
+Test(summary, the_server_closes_after_every_answer)
+{
+	/* Python's http.server (HTTP/1.0), nginx with keepalive_timeout 0 */
+	only(PS_ST_REFUSED_SERVER_CLOSE, 300);
+	assert_headline("300 connects, 0 reused: the server closes after every answer (Connection: close, "
+			"HTTP/1.0, or a body that ends with the connection)");
+}
+
+Test(summary, state_bound_to_the_connection)
+{
+	only(PS_ST_REFUSED_SESSION, 20);
+	assert_headline("20 connects, 0 reused: every connection carried state of its own (Redis SELECT, "
+			"AUTH, MULTI, SUBSCRIBE, an HTTP Upgrade, ...), which must not reach the next user");
+}
+
+Test(summary, a_protocol_poolshim_does_not_pool)
+{
+	only(PS_ST_REFUSED_PROTOCOL, 20);
+	assert_headline("20 connects, 0 reused: the protocol is not one poolshim pools (HTTP/1.x, Redis, "
+			"memcached; POOLSHIM_PROTOCOLS=...,any adds others), or its messages could not be followed");
+}
+
+Test(summary, closed_in_the_middle_of_an_answer)
+{
+	only(PS_ST_REFUSED_INCOMPLETE, 30);
+	assert_headline("30 connects, 0 reused: the program closed every connection in the middle of an answer");
+}
+
+Test(summary, closed_before_a_complete_exchange)
+{
+	only(PS_ST_REFUSED_NO_EXCHANGE, 50);
+	assert_headline("50 connects, 0 reused: the program closed every connection before a complete "
+			"request and answer");
+}
+
+Test(summary, sendfile_or_splice)
+{
+	only(PS_ST_REFUSED_UNSEEN, 10);
+	assert_headline("10 connects, 0 reused: the program sent with sendfile or splice, which poolshim "
+			"cannot follow");
+}
+
+Test(summary, a_server_in_the_same_process)
+{
+	only(PS_ST_REFUSED_SAME_PROCESS, 10);
+	assert_headline("10 connects, 0 reused: the server runs in this same process, and would wait for "
+			"a close it never sees");
+}
+
 Test(summary, closed_after_a_write)
 {
 	run(50, 0, 50, 0);
