@@ -29,7 +29,7 @@ def label(shim):
 # --- redis-benchmark ----------------------------------------------------------
 
 @pytest.mark.parametrize("shim", SHIM)
-@pytest.mark.parametrize("c", [1, 4])
+@pytest.mark.parametrize("c", [pytest.param(1, id="c1"), pytest.param(4, id="c4")])
 def test_redis_benchmark(request, redis, clients, c, shim):
     """redis-benchmark -k 0 -c C -n 2000 -t set,get: a new connection per request."""
     need("redis-server", "redis-benchmark", probe=["redis-benchmark", "--version"])
