@@ -23,8 +23,6 @@ Environment (set by tests/clients/meson.build):
   POOLSHIM_LIB             the library to preload (default: build/shim/)
   POOLSHIM_PRELOAD_PREFIX  put in front of it in LD_PRELOAD: libasan.so in an
                            ASan build
-  POOLSHIM_PROTOCOL_TESTS  1: also run the cases marked needs_protocols (issue
-                           10; they need the protocol tracker wired into the shim)
   CLIENTS_BUDGET           seconds after which no further client is started
                            (default 480; meson's timeout is 600)
 """
@@ -59,28 +57,16 @@ START_TIMEOUT = 15   # seconds for a server to come up
 T0 = time.monotonic()
 
 
-# --- the marker for issue 10's cases ------------------------------------------
+# --- the marker for the protocol cases ------------------------------------------
 
 def pytest_configure(config):
     config.addinivalue_line(
-        "markers", "needs_protocols: needs the protocol tracker wired into the shim (issue 10); "
-        "deselected unless POOLSHIM_PROTOCOL_TESTS=1")
+        "markers", "needs_protocols: a case of the protocol tracker (issue 10): "
+        "select or leave them out with -m")
     # meson ends a test that runs out of time with SIGTERM: stop the servers
     # then, as at the end of each test
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, _on_signal)
-
-
-def pytest_collection_modifyitems(config, items):
-    if os.environ.get("POOLSHIM_PROTOCOL_TESTS") == "1":
-        return
-    keep, drop = [], []
-    for item in items:
-        (drop if item.get_closest_marker("needs_protocols") else keep).append(item)
-    if drop:
-        # reported by pytest as "N deselected"
-        config.hook.pytest_deselected(items=drop)
-        items[:] = keep
 
 
 # --- processes ----------------------------------------------------------------
