@@ -55,21 +55,37 @@ static bool expired(const struct ps_conn *c, uint64_t now)
 	       (ps_config.max_reuse && c->reuse_count >= ps_config.max_reuse);
 }
 
-/* The previous user's options (on idle) go back to their defaults; the new
- * user's (set on its fresh socket, which dup3 replaces) are applied. */
+static const struct ps_opt *opt_in(const struct ps_conn *c, int level, int name)
+{
+	for (int i = 0; i < c->n_opts; i++)
+		if (c->opts[i].level == level && c->opts[i].name == name)
+			return &c->opts[i];
+	return NULL;
+}
+
+static bool same_value(const uint8_t *a, uint8_t alen, const uint8_t *b, uint8_t blen)
+{
+	return alen == blen && memcmp(a, b, alen) == 0;
+}
+
+/* The previous user's options (on idle) go back to their defaults and the
+ * new user's (set on its fresh socket, which dup3 replaces) are applied,
+ * each with a syscall only when the pooled socket's value differs. */
 static int carry_options(int s, const struct ps_conn *idle, const struct ps_conn *c)
 {
 	for (int i = 0; i < idle->n_opts; i++) {
 		const struct ps_opt *o = &idle->opts[i];
-		bool wanted = false;
-		for (int j = 0; j < c->n_opts && !wanted; j++)
-			wanted = c->opts[j].level == o->level && c->opts[j].name == o->name;
-		if (!wanted && ps_sys.setsockopt(s, o->level, o->name, o->default_value, o->default_len) < 0)
+		if (opt_in(c, o->level, o->name) || same_value(o->value, o->len, o->default_value, o->default_len))
+			continue;
+		if (ps_sys.setsockopt(s, o->level, o->name, o->default_value, o->default_len) < 0)
 			return -1;
 	}
 	for (int j = 0; j < c->n_opts; j++) {
 		const struct ps_opt *o = &c->opts[j];
-		if (ps_sys.setsockopt(s, o->level, o->name, o->value, o->len) < 0)
+		const struct ps_opt *had = opt_in(idle, o->level, o->name);
+		bool already = had ? same_value(had->value, had->len, o->value, o->len)
+				   : same_value(o->default_value, o->default_len, o->value, o->len);
+		if (!already && ps_sys.setsockopt(s, o->level, o->name, o->value, o->len) < 0)
 			return -1;
 	}
 	return 0;

@@ -105,6 +105,56 @@ static struct ps_opt *find_opt(struct ps_conn *c, int level, int name)
 	return NULL;
 }
 
+/* The value a carried option has on a socket nobody has set it on: the
+ * same for every socket of a family, so it is asked of the kernel once per
+ * process, not at every setsockopt of every cycle.  Entries are written once
+ * (under the pool lock) and read without it. */
+#define MAX_DEFAULTS 16
+
+static struct known_default {
+	int ready; /* atomic: the fields below are final */
+	int domain, level, name;
+	uint8_t len;
+	uint8_t value[PS_OPT_LEN];
+} defaults[MAX_DEFAULTS];
+
+static bool known_default(int domain, int level, int name, struct ps_opt *o)
+{
+	for (int i = 0; i < MAX_DEFAULTS; i++) {
+		const struct known_default *d = &defaults[i];
+		if (!__atomic_load_n(&d->ready, __ATOMIC_ACQUIRE))
+			return false;
+		if (d->domain == domain && d->level == level && d->name == name) {
+			memcpy(o->default_value, d->value, sizeof o->default_value);
+			o->default_len = d->len;
+			return true;
+		}
+	}
+	return false;
+}
+
+static void remember_default(int domain, int level, int name, const struct ps_opt *o)
+{
+	if (ps_lock() < 0)
+		return;
+	for (int i = 0; i < MAX_DEFAULTS; i++) {
+		struct known_default *d = &defaults[i];
+		if (d->ready) {
+			if (d->domain == domain && d->level == level && d->name == name)
+				break;
+			continue;
+		}
+		d->domain = domain;
+		d->level = level;
+		d->name = name;
+		d->len = o->default_len;
+		memcpy(d->value, o->default_value, sizeof d->value);
+		__atomic_store_n(&d->ready, 1, __ATOMIC_RELEASE);
+		break;
+	}
+	ps_unlock();
+}
+
 void ps_track_setsockopt_before(struct ps_conn *c, int fd, int level, int name)
 {
 	if (classify(level, name) != OPT_RESET || find_opt(c, level, name))
@@ -116,15 +166,19 @@ void ps_track_setsockopt_before(struct ps_conn *c, int fd, int level, int name)
 	/* Stage the current (default) value in the next free slot; _after
 	 * commits it only if the program's call succeeds. */
 	struct ps_opt *o = &c->opts[c->n_opts];
-	socklen_t len = PS_OPT_LEN;
 	memset(o, 0, sizeof *o);
 	o->level = level;
 	o->name = name;
-	int saved = errno;
-	if (ps_sys.getsockopt(fd, level, name, o->default_value, &len) < 0 || len > PS_OPT_LEN)
-		o->level = -1; /* no default known: _after taints */
-	o->default_len = (uint8_t)len;
-	errno = saved;
+	if (!known_default(c->domain, level, name, o)) {
+		socklen_t len = PS_OPT_LEN;
+		int saved = errno;
+		if (ps_sys.getsockopt(fd, level, name, o->default_value, &len) < 0 || len > PS_OPT_LEN)
+			o->level = -1; /* no default known: _after taints */
+		o->default_len = (uint8_t)len;
+		errno = saved;
+		if (o->level == level)
+			remember_default(c->domain, level, name, o);
+	}
 }
 
 static void record_key_option(struct ps_conn *c, int name, const void *val, socklen_t len)

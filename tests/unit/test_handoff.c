@@ -618,6 +618,53 @@ Test(handoff, options_reset_and_carried)
 	exchange(fd, s, "b\n", "ok\n");
 }
 
+/* The shim's own option calls, counted (everything else as by default). */
+static int n_setsockopt, n_getsockopt;
+static int counting_setsockopt(int fd, int level, int name, const void *val, socklen_t len)
+{
+	n_setsockopt++;
+	return setsockopt(fd, level, name, val, len);
+}
+static int counting_getsockopt(int fd, int level, int name, void *val, socklen_t *len)
+{
+	if (!(level == SOL_SOCKET && name == 57)) /* SO_COOKIE: the proofs, counted elsewhere */
+		n_getsockopt++;
+	return getsockopt(fd, level, name, val, len);
+}
+
+/* Every user sets TCP_NODELAY the same way: once the pooled socket has it,
+ * a checkout makes no option call, and the default is asked for once. */
+Test(handoff, options_cost_syscalls_only_when_their_values_differ)
+{
+	int one = 1, s = -1;
+	ps_sys.setsockopt = counting_setsockopt;
+	ps_sys.getsockopt = counting_getsockopt;
+	for (int i = 0; i < 5; i++) {
+		int fd = w_socket(SOCK_STREAM);
+		n_setsockopt = n_getsockopt = 0;
+		cr_assert_eq(w_setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one), 0);
+		cr_assert_eq(w_connect(fd, DST), 0);
+		cr_assert_eq(last_hit, i > 0);
+		if (i == 0)
+			s = t_accept(lfd, 2000);
+		else
+			cr_assert_eq(n_setsockopt + n_getsockopt, 0,
+				     "cycle %d: %d setsockopt, %d getsockopt by the shim", i, n_setsockopt,
+				     n_getsockopt);
+		cr_assert_eq(getint(fd, IPPROTO_TCP, TCP_NODELAY), 1);
+		exchange(fd, s, "n\n", "ok\n");
+		cr_assert_eq(w_close(fd), 0);
+		cr_assert_eq(last_pooled, 1);
+	}
+	/* a user who wants the default again gets it with one call */
+	int fd = w_socket(SOCK_STREAM);
+	n_setsockopt = 0;
+	cr_assert_eq(w_connect(fd, DST), 0);
+	cr_assert_eq(last_hit, 1);
+	cr_assert_eq(n_setsockopt, 1);
+	cr_assert_eq(getint(fd, IPPROTO_TCP, TCP_NODELAY), 0);
+}
+
 Test(handoff, per_key_cap_evicts_the_oldest_idle_connection)
 {
 	unsigned cap = ps_g.pool.max_per_key;
