@@ -233,6 +233,14 @@ void ps_unsafe_add(const struct ps_key *k)
 	ps_unlock();
 }
 
+size_t ps_unsafe_copy_locked(struct ps_key *out, size_t max)
+{
+	size_t n = 0;
+	for (struct ps_unsafe *u = ps_g.unsafe; u && n < max; u = u->hh.next)
+		out[n++] = u->key;
+	return n;
+}
+
 bool ps_release_hidden(struct ps_conn *c)
 {
 	ps_life_mark_hidden_closed(c);

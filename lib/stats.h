@@ -27,6 +27,8 @@ enum ps_stat {
 	PS_ST_EVICTED,
 	PS_ST_IDENTITY,        /* socket cookie mismatch: fd replaced behind the shim */
 	PS_ST_STALE_RETRIES,
+	PS_ST_SHARED_TAKEN,    /* connections received from the keeper (shared.h) */
+	PS_ST_SHARED_OFFERED,  /* idle connections handed to the keeper */
 	PS_ST_COUNT
 };
 

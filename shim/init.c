@@ -9,6 +9,7 @@
 
 #include "config.h"
 #include "log.h"
+#include "shared.h"
 #include "state.h"
 #include "stats.h"
 #include "sys.h"
@@ -118,6 +119,7 @@ static void write_stats_line(void)
 
 __attribute__((destructor)) static void poolshim_dtor(void)
 {
+	ps_shared_exit(); /* shared.h: the idle connections go to the keeper */
 	if (ps_config.stats == PS_STATS_STDERR)
 		write_summary();
 	else if (ps_config.stats == PS_STATS_FILE)
