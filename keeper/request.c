@@ -37,7 +37,8 @@ static void reply(int cs, int type, const void *body, size_t len, int fd)
 	(void)ps_kmsg_send(cs, buf, n, fd);
 }
 
-static void take(struct k_keeper *kp, int cs, const struct ps_km_take *t, uint64_t now)
+static void take(struct k_keeper *kp, int cs, const struct ps_km_take *t, uint64_t now,
+		 struct k_pending *pend)
 {
 	struct ps_km_give g;
 	struct ps_km_none none = { 0, 0 };
@@ -59,9 +60,23 @@ static void take(struct k_keeper *kp, int cs, const struct ps_km_take *t, uint64
 		k_store_untake(&kp->store, &t->key, &g.meta, fd, now);
 		return;
 	}
-	/* in flight, the socket is the asker's: our copy goes */
-	ps_sys.close(fd);
-	kp->store.counters[PS_KC_HITS]++;
+	pend->fd = fd;
+	pend->key = t->key;
+	pend->meta = g.meta;
+}
+
+void k_settle(struct k_keeper *kp, struct k_pending *pend, bool delivered, uint64_t now)
+{
+	if (pend->fd < 0)
+		return;
+	if (delivered) {
+		ps_sys.close(pend->fd);
+		kp->store.counters[PS_KC_HITS]++;
+	} else {
+		kp->store.counters[PS_KC_UNREAD]++;
+		k_store_untake(&kp->store, &pend->key, &pend->meta, pend->fd, now);
+	}
+	pend->fd = -1;
 }
 
 static void offer(struct k_keeper *kp, const struct ps_km_offer *o, int fd, uint64_t now)
@@ -127,23 +142,27 @@ static void status(struct k_keeper *kp, int cs, uint64_t now)
 	reply_patiently(cs, PS_KM_STATUS_END, NULL, 0);
 }
 
-int k_request(struct k_keeper *kp, int cs, uint64_t now)
+enum k_result k_request(struct k_keeper *kp, int cs, uint64_t now, struct k_pending *pend)
 {
 	char buf[PS_KMSG_MAX];
 	int fds[1], nfds = 0;
 	ssize_t n = ps_kmsg_recv(cs, buf, fds, 1, &nfds);
 	if (n < 0 && (errno == EAGAIN || errno == EINTR))
-		return -1;
+		return K_IDLE;
 	if (n == 0)
-		return 0;
+		return K_DROP;
+	if (n < 0 && errno == ECONNRESET)
+		return K_RESET; /* it closed with our answer unread (keeper.h) */
 	if (n < 0) {
 		/* too long, or too many descriptors: closed by ps_kmsg_recv */
 		kp->store.counters[PS_KC_BAD_MESSAGES]++;
-		return 0;
+		return K_DROP;
 	}
+	/* it speaks again: it has read what we sent */
+	k_settle(kp, pend, true, now);
 	if (!peer_allowed(kp, cs)) {
 		ps_kmsg_close_fds(fds, nfds);
-		return 0;
+		return K_DROP;
 	}
 	struct ps_kmsg m;
 	bool ok = ps_kmsg_decode(buf, (size_t)n, &m) == 0;
@@ -156,14 +175,14 @@ int k_request(struct k_keeper *kp, int cs, uint64_t now)
 	if (!ok) {
 		ps_kmsg_close_fds(fds, nfds);
 		kp->store.counters[PS_KC_BAD_MESSAGES]++;
-		return 0;
+		return K_DROP;
 	}
 	kp->last_request_ns = now;
 	switch (m.type) {
 	case PS_KM_TAKE: {
 		struct ps_km_take t;
 		memcpy(&t, m.body, sizeof t);
-		take(kp, cs, &t, now);
+		take(kp, cs, &t, now, pend);
 		break;
 	}
 	case PS_KM_OFFER: {
@@ -184,5 +203,5 @@ int k_request(struct k_keeper *kp, int cs, uint64_t now)
 		status(kp, cs, now);
 		break;
 	}
-	return 1;
+	return K_KEEP;
 }

@@ -24,32 +24,45 @@
 struct client {
 	int fd;
 	uint64_t since; /* its last packet, or its connect */
+	struct k_pending pend;
 };
 
-static void drop(struct client *cl, int *n, int i)
+/* Ends client i (compacted out later).  delivered: whether a pending
+ * hand-over reached it (keeper.h); when in doubt it did, and our copy is
+ * closed: never two users of one socket. */
+static void drop(struct k_keeper *kp, struct client *c, bool delivered, uint64_t now)
 {
-	close(cl[i].fd);
-	cl[i] = cl[--*n];
+	k_settle(kp, &c->pend, delivered, now);
+	close(c->fd);
+	c->fd = -1;
 }
 
-static void serve_client(struct k_keeper *kp, struct client *cl, int *n, int i, short revents,
-			 uint64_t now)
+/* Removes dropped clients, keeping the others in the order they came. */
+static void compact(struct client *cl, int *n)
 {
-	if (revents & POLLIN) {
-		for (int k = 0; k < BURST; k++) {
-			int r = k_request(kp, cl[i].fd, now);
-			if (r == 0) {
-				drop(cl, n, i);
-				return;
-			}
-			if (r < 0)
-				break;
-			cl[i].since = now;
-		}
+	int k = 0;
+	for (int i = 0; i < *n; i++)
+		if (cl[i].fd >= 0)
+			cl[k++] = cl[i];
+	*n = k;
+}
+
+static void serve_client(struct k_keeper *kp, struct client *c, short revents, uint64_t now)
+{
+	if (revents & POLLNVAL) {
+		drop(kp, c, true, now);
 		return;
 	}
-	if (revents & (POLLHUP | POLLERR | POLLNVAL))
-		drop(cl, n, i);
+	for (int k = 0; k < BURST; k++) {
+		enum k_result r = k_request(kp, c->fd, now, &c->pend);
+		if (r == K_DROP || r == K_RESET) {
+			drop(kp, c, r != K_RESET, now);
+			return;
+		}
+		if (r == K_IDLE)
+			return;
+		c->since = now;
+	}
 }
 
 static void accept_clients(int ls, struct client *cl, int *n, uint64_t now)
@@ -64,6 +77,7 @@ static void accept_clients(int ls, struct client *cl, int *n, uint64_t now)
 		}
 		cl[*n].fd = fd;
 		cl[*n].since = now;
+		cl[*n].pend.fd = -1;
 		(*n)++;
 	}
 }
@@ -97,15 +111,13 @@ void k_serve(struct k_keeper *kp, int ls)
 		}
 		if (linger_at < wake)
 			wake = linger_at;
-		for (int i = 0; i < n;) {
-			if (now - cl[i].since >= CLIENT_SILENCE_NS) {
-				drop(cl, &n, i);
-				continue;
-			}
-			if (cl[i].since + CLIENT_SILENCE_NS < wake)
+		for (int i = 0; i < n; i++) {
+			if (now - cl[i].since >= CLIENT_SILENCE_NS)
+				drop(kp, &cl[i], true, now);
+			else if (cl[i].since + CLIENT_SILENCE_NS < wake)
 				wake = cl[i].since + CLIENT_SILENCE_NS;
-			i++;
 		}
+		compact(cl, &n);
 		uint64_t ms = (wake - now + 999999) / 1000000;
 		pfd[0] = (struct pollfd){ .fd = ls, .events = POLLIN };
 		pfd[1] = (struct pollfd){ .fd = sfd, .events = POLLIN };
@@ -122,15 +134,23 @@ void k_serve(struct k_keeper *kp, int ls)
 			PS_LOG_INFO("stopped by a signal: closing %u held connections", k_store_held(&kp->store));
 			break;
 		}
-		/* back to front: a drop moves the last client into the slot */
-		for (int i = nc - 1; i >= 0; i--)
+		/* oldest first: an offer a process made as it exited is held
+		 * before the question of the process that came after it */
+		for (int i = 0; i < nc; i++)
 			if (pfd[2 + i].revents)
-				serve_client(kp, cl, &n, i, pfd[2 + i].revents, now);
-		if (pfd[0].revents & POLLIN)
+				serve_client(kp, &cl[i], pfd[2 + i].revents, now);
+		if (pfd[0].revents & POLLIN) {
+			int first = n;
 			accept_clients(ls, cl, &n, now);
+			/* a new client has usually sent its request already: read it
+			 * now rather than after one more poll() */
+			for (int i = first; i < n; i++)
+				serve_client(kp, &cl[i], POLLIN, now);
+		}
+		compact(cl, &n);
 	}
-	while (n)
-		drop(cl, &n, n - 1);
+	for (int i = 0; i < n; i++)
+		drop(kp, &cl[i], true, ps_now_ns());
 	if (sfd >= 0)
 		close(sfd);
 	k_store_drain(&kp->store);

@@ -28,11 +28,12 @@ static void print_head(const struct ps_km_status_head *h)
 	if (h->max_reuse)
 		printf(", reuse %u", h->max_reuse);
 	printf(")\n");
-	printf("offers %llu (%llu held, %llu refused); requests %llu (%llu handed out); "
+	printf("offers %llu (%llu held, %llu refused); requests %llu (%llu handed out, %llu too late); "
 	       "%llu reaped, %llu evicted, %llu found dead; %llu bad messages, %llu from other uids\n",
 	       (unsigned long long)c[PS_KC_OFFERS], (unsigned long long)c[PS_KC_HELD],
 	       (unsigned long long)c[PS_KC_REFUSED], (unsigned long long)c[PS_KC_TAKES],
-	       (unsigned long long)c[PS_KC_HITS], (unsigned long long)c[PS_KC_REAPED],
+	       (unsigned long long)c[PS_KC_HITS], (unsigned long long)c[PS_KC_UNREAD],
+	       (unsigned long long)c[PS_KC_REAPED],
 	       (unsigned long long)c[PS_KC_EVICTED], (unsigned long long)c[PS_KC_STALE],
 	       (unsigned long long)c[PS_KC_BAD_MESSAGES], (unsigned long long)c[PS_KC_BAD_PEERS]);
 }

@@ -104,6 +104,7 @@ enum ps_km_counter {
 	PS_KC_STALE,          /* found dead when asked for */
 	PS_KC_BAD_MESSAGES,   /* garbage, wrong size, wrong version */
 	PS_KC_BAD_PEERS,      /* another uid */
+	PS_KC_UNREAD,         /* handed out, but the asker had given up: held again */
 	PS_KC_COUNT
 };
 

@@ -108,12 +108,13 @@ static int hide_high(int fd)
 static int await_answer(int s, uint64_t deadline, struct ps_shared_meta *meta)
 {
 	char buf[PS_KMSG_MAX];
-	for (;;) {
+	for (bool last = false; !last;) {
 		uint64_t now = ps_now_ns();
-		if (now >= deadline)
-			return -1;
+		/* past the deadline, one look without waiting: an answer that
+		 * is there is taken, not destroyed with the socket */
+		last = now >= deadline;
 		struct pollfd p = { .fd = s, .events = POLLIN };
-		int ms = (int)((deadline - now + 999999) / 1000000);
+		int ms = last ? 0 : (int)((deadline - now + 999999) / 1000000);
 		if (ps_sys.poll(&p, 1, ms) <= 0)
 			continue; /* EINTR, or the deadline: the loop decides */
 		int fds[1], nfds = 0;
@@ -139,6 +140,7 @@ static int await_answer(int s, uint64_t deadline, struct ps_shared_meta *meta)
 		ps_kmsg_close_fds(fds, nfds);
 		return -1;
 	}
+	return -1;
 }
 
 int ps_shared_take(const struct ps_key *k, struct ps_shared_meta *meta)
