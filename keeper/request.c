@@ -82,7 +82,7 @@ void k_settle(struct k_keeper *kp, struct k_pending *pend, bool delivered, uint6
 static void offer(struct k_keeper *kp, const struct ps_km_offer *o, int fd, uint64_t now)
 {
 	kp->store.counters[PS_KC_OFFERS]++;
-	const char *why = k_vet(fd, &o->key, o->meta.cookie);
+	const char *why = k_vet(fd, &o->key, o->meta.cookie, kp->rd.netns);
 	if (why) {
 		char dest[160];
 		ps_key_format(&o->key, dest, sizeof dest);

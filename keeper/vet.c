@@ -29,8 +29,14 @@ static bool same_addr(const struct sockaddr_storage *ss, int family, const uint8
 	return memcmp(&in6->sin6_addr, addr, 16) == 0 && (!check_port || in6->sin6_port == port);
 }
 
-const char *k_vet(int fd, const struct ps_key *k, uint64_t cookie)
+#ifndef SO_NETNS_COOKIE
+#define SO_NETNS_COOKIE 71
+#endif
+
+const char *k_vet(int fd, const struct ps_key *k, uint64_t cookie, uint64_t netns)
 {
+	uint64_t ns = 0;
+	socklen_t nslen = sizeof ns;
 	int type, domain, protocol, listening;
 	uint64_t real;
 	struct tcp_info ti;
@@ -48,6 +54,9 @@ const char *k_vet(int fd, const struct ps_key *k, uint64_t cookie)
 		return "a listening socket";
 	if (ps_probe_cookie(fd, &real) < 0 || real != cookie)
 		return "not the socket its cookie names";
+	/* 127.0.0.1:80 of another network namespace is another server */
+	if (netns && (ps_sys.getsockopt(fd, SOL_SOCKET, SO_NETNS_COOKIE, &ns, &nslen) < 0 || ns != netns))
+		return "of another network namespace";
 	len = sizeof ti;
 	memset(&ti, 0, sizeof ti);
 	if (ps_sys.getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) < 0 || ti.tcpi_state != TCP_ESTABLISHED)

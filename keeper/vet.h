@@ -10,7 +10,9 @@
 
 #include <stdint.h>
 
-/* Returns NULL when fd may be held for k, else why not (for the log). */
-const char *k_vet(int fd, const struct ps_key *k, uint64_t cookie);
+/* Returns NULL when fd may be held for k, else why not (for the log).
+ * netns: the keeper's network namespace cookie (0: the kernel cannot tell,
+ * and the socket's directory already tells the namespace apart). */
+const char *k_vet(int fd, const struct ps_key *k, uint64_t cookie, uint64_t netns);
 
 #endif

@@ -19,23 +19,51 @@ static int fits(int n, size_t cap)
 	return 0;
 }
 
+#ifndef SO_NETNS_COOKIE
+#define SO_NETNS_COOKIE 71
+#endif
+
+uint64_t ps_rundir_netns(void)
+{
+	static pid_t pid;
+	static uint64_t cookie;
+	pid_t me = ps_sys.getpid();
+	if (__atomic_load_n(&pid, __ATOMIC_ACQUIRE) == me)
+		return __atomic_load_n(&cookie, __ATOMIC_RELAXED);
+	uint64_t c = 0;
+	socklen_t len = sizeof c;
+	int saved = errno;
+	int s = ps_sys.socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (s >= 0) {
+		if (ps_sys.getsockopt(s, SOL_SOCKET, SO_NETNS_COOKIE, &c, &len) < 0 || len != sizeof c)
+			c = 0;
+		ps_sys.close(s);
+	}
+	errno = saved;
+	__atomic_store_n(&cookie, c, __ATOMIC_RELAXED);
+	__atomic_store_n(&pid, me, __ATOMIC_RELEASE);
+	return c;
+}
+
 int ps_rundir_init(struct ps_rundir *r, const char *xdg, uid_t uid)
 {
 	struct stat st;
 	memset(r, 0, sizeof *r);
 	r->uid = uid;
+	r->netns = ps_rundir_netns();
 	/* a runtime directory inherited from another user (su and sudo may
 	 * keep the environment) is not ours: fall back rather than fail */
 	bool own_xdg = xdg && xdg[0] == '/' && ps_sys.lstat(xdg, &st) == 0 && S_ISDIR(st.st_mode) &&
 		       st.st_uid == uid;
 	if (!own_xdg || fits(snprintf(r->dir, sizeof r->dir, "%s/poolshim", xdg), sizeof r->dir) < 0 ||
-	    strlen(r->dir) + sizeof "/keeper.sock" > sizeof r->sock) {
+	    strlen(r->dir) + sizeof "/keeper-ns18446744073709551615.sock" > sizeof r->sock) {
 		if (fits(snprintf(r->dir, sizeof r->dir, "/tmp/poolshim-%lu", (unsigned long)uid),
 			 sizeof r->dir) < 0)
 			return -1;
 	}
-	if (fits(snprintf(r->sock, sizeof r->sock, "%s/keeper.sock", r->dir), sizeof r->sock) < 0 ||
-	    fits(snprintf(r->lock, sizeof r->lock, "%s/keeper.lock", r->dir), sizeof r->lock) < 0)
+	unsigned long long ns = (unsigned long long)r->netns;
+	if (fits(snprintf(r->sock, sizeof r->sock, "%s/keeper-ns%llu.sock", r->dir, ns), sizeof r->sock) < 0 ||
+	    fits(snprintf(r->lock, sizeof r->lock, "%s/keeper-ns%llu.lock", r->dir, ns), sizeof r->lock) < 0)
 		return -1;
 	return 0;
 }

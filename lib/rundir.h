@@ -3,8 +3,11 @@
  *
  *   $XDG_RUNTIME_DIR/poolshim/   when XDG_RUNTIME_DIR is a directory of ours,
  *   /tmp/poolshim-$UID/          otherwise;
- *     keeper.sock                the keeper's SOCK_SEQPACKET socket
- *     keeper.lock                flock()ed by the running keeper
+ *     keeper-ns<N>.sock          the keeper's SOCK_SEQPACKET socket
+ *     keeper-ns<N>.lock          flock()ed by the running keeper
+ * where N is the network namespace's cookie (SO_NETNS_COOKIE): a path is
+ * the same in every network namespace, a destination is not (127.0.0.1:80
+ * in a container is another server), so each namespace has its keeper.
  *
  * The directory must be a real directory (not a symlink) owned by the
  * user, mode 0700; the socket a socket owned by the user with no group or
@@ -16,18 +19,25 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 
 struct ps_rundir {
 	uid_t uid;
+	uint64_t netns; /* SO_NETNS_COOKIE of the caller's network namespace; 0: unknown */
 	char dir[sizeof(((struct sockaddr_un *)0)->sun_path)];
 	char sock[sizeof(((struct sockaddr_un *)0)->sun_path)];
 	char lock[sizeof(((struct sockaddr_un *)0)->sun_path)];
 };
 
-/* Fills the paths for uid (xdg: XDG_RUNTIME_DIR or ""; it is used only if
+/* The calling process's network namespace cookie, or 0 if the kernel
+ * cannot tell (before 5.14): one socket and one getsockopt, remembered
+ * per process. */
+uint64_t ps_rundir_netns(void);
+
+/* Fills the paths for uid in the caller's network namespace (xdg: XDG_RUNTIME_DIR or ""; it is used only if
  * it is a directory owned by uid).  Returns 0, or -1 (ENAMETOOLONG) when
  * the socket's path would not fit a sockaddr_un. */
 int ps_rundir_init(struct ps_rundir *r, const char *xdg, uid_t uid);

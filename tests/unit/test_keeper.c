@@ -295,28 +295,33 @@ Test(keeper, vetting_refuses_what_is_not_a_connected_tcp_socket)
 	int c = conn(&s);
 	struct ps_key k = key_of(&dst);
 	int file = open("/dev/null", O_RDONLY);
-	cr_assert_str_eq(k_vet(file, &k, 0), "not a socket");
+	cr_assert_str_eq(k_vet(file, &k, 0, 0), "not a socket");
 	int udp = socket(AF_INET, SOCK_DGRAM, 0);
-	cr_assert_str_eq(k_vet(udp, &k, cookie(udp)), "not a TCP socket");
+	cr_assert_str_eq(k_vet(udp, &k, cookie(udp), 0), "not a TCP socket");
 	int un = socket(AF_UNIX, SOCK_STREAM, 0);
-	cr_assert_str_eq(k_vet(un, &k, cookie(un)), "not a TCP socket");
-	cr_assert_str_eq(k_vet(lfd, &k, cookie(lfd)), "a listening socket");
+	cr_assert_str_eq(k_vet(un, &k, cookie(un), 0), "not a TCP socket");
+	cr_assert_str_eq(k_vet(lfd, &k, cookie(lfd), 0), "a listening socket");
 	int fresh = socket(AF_INET, SOCK_STREAM, 0);
-	cr_assert_str_eq(k_vet(fresh, &k, cookie(fresh)), "not an established connection");
-	cr_assert_str_eq(k_vet(c, &k, cookie(c) + 1), "not the socket its cookie names");
+	cr_assert_str_eq(k_vet(fresh, &k, cookie(fresh), 0), "not an established connection");
+	cr_assert_str_eq(k_vet(c, &k, cookie(c) + 1, 0), "not the socket its cookie names");
 	struct sockaddr_in other = dst;
 	other.sin_port = htons((uint16_t)(ntohs(dst.sin_port) + 1));
 	struct ps_key ko = key_of(&other);
-	cr_assert_str_eq(k_vet(c, &ko, cookie(c)), "not connected to the key's destination");
+	cr_assert_str_eq(k_vet(c, &ko, cookie(c), 0), "not connected to the key's destination");
 	struct ps_key k6 = k;
 	k6.family = AF_INET6;
-	cr_assert_str_eq(k_vet(c, &k6, cookie(c)), "not of the key's address family");
+	cr_assert_str_eq(k_vet(c, &k6, cookie(c), 0), "not of the key's address family");
 	cr_assert_eq(write(s, "late", 4), 4);
 	cr_assert(t_wait_readable(c, 1000));
-	cr_assert_str_eq(k_vet(c, &k, cookie(c)), "not quiet (unread bytes, closed or failed)");
+	cr_assert_str_eq(k_vet(c, &k, cookie(c), 0), "not quiet (unread bytes, closed or failed)");
 	char b[4];
 	cr_assert_eq(read(c, b, 4), 4);
-	cr_assert_null(k_vet(c, &k, cookie(c)), "a live, quiet connection to the key passes");
+	cr_assert_null(k_vet(c, &k, cookie(c), 0), "a live, quiet connection to the key passes");
+	uint64_t ns = ps_rundir_netns();
+	if (ns) {
+		cr_assert_null(k_vet(c, &k, cookie(c), ns), "in the keeper's network namespace");
+		cr_assert_str_eq(k_vet(c, &k, cookie(c), ns + 1), "of another network namespace");
+	}
 	/* refused offers are closed and counted */
 	send_offer(udp, &k, cookie(udp), ps_now_ns());
 	cr_assert_eq(handle(), K_KEEP);

@@ -98,6 +98,9 @@ Test(shared, runtime_dir_of_ours_or_tmp)
 {
 	cr_assert_eq(strncmp(rd.dir, xdg, strlen(xdg)), 0);
 	cr_assert_str_eq(rd.dir + strlen(xdg), "/poolshim");
+	char sock[128];
+	snprintf(sock, sizeof sock, "%s/keeper-ns%llu.sock", rd.dir, (unsigned long long)ps_rundir_netns());
+	cr_assert_str_eq(rd.sock, sock, "one keeper per network namespace");
 	struct ps_rundir other;
 	/* an XDG_RUNTIME_DIR of another user (inherited through su) is not used */
 	cr_assert_eq(ps_rundir_init(&other, xdg, getuid() + 1), 0);
