@@ -6,12 +6,20 @@
  *                                              prints give, none, eof or timeout
  *   keeper_client --socket PATH garbage PORT   every kind of bad packet, each on
  *                                              its own connection; prints "sent N"
+ *   keeper_client bench PORT N                 what the keeper adds to a connect,
+ *                                              as the shim asks it (ps_shared_take,
+ *                                              POOLSHIM_* and XDG_RUNTIME_DIR from
+ *                                              the environment): N misses, N hits,
+ *                                              N loopback handshakes; medians in us
  *
  * It connects to PATH without the directory checks (that is the point:
  * root can reach another user's socket, and SO_PEERCRED must refuse it). */
+#include "clock.h"
+#include "config.h"
 #include "key.h"
 #include "kmsg.h"
 #include "probe.h"
+#include "shared.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -221,10 +229,73 @@ static int garbage(int port)
 	return 0;
 }
 
+static const char *env(const char *name) { return getenv(name); }
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+static double median_us(uint64_t *v, int n)
+{
+	qsort(v, (size_t)n, sizeof *v, cmp_u64);
+	return (double)v[n / 2] / 1000.0;
+}
+
+/* Misses ask for a port nobody offers (the keeper answers NONE); hits
+ * offer a connection and time taking it back (GIVE with the descriptor). */
+static int bench(int port, int n)
+{
+	static uint64_t miss[100000], hit[100000], hs[100000];
+	if (n < 1 || n > 100000)
+		return 2;
+	ps_config_parse(&ps_config, env);
+	ps_config.shared = true;
+	ps_config.keeper_path[0] = '\0'; /* measure a running keeper, start none */
+	struct ps_key k = key_for(port), nobody = key_for(port == 1 ? 2 : 1);
+	struct ps_shared_meta m;
+	int c = tcp_to(port);
+	for (int i = 0; i < n; i++) {
+		uint64_t t0 = ps_now_ns();
+		int fd = ps_shared_take(&nobody, &m);
+		miss[i] = ps_now_ns() - t0;
+		if (fd >= 0)
+			close(fd);
+		struct ps_shared_batch b;
+		struct ps_shared_meta om = { .cookie = cookie_of(c), .created_ns = ps_now_ns(),
+					     .last_used_ns = ps_now_ns() };
+		if (ps_shared_batch_open(&b) < 0 || ps_shared_batch_offer(&b, &k, &om, c) < 0) {
+			fprintf(stderr, "keeper_client: no keeper to offer to\n");
+			return 3;
+		}
+		ps_shared_batch_close(&b);
+		close(c);
+		usleep(200); /* the keeper reads the offer */
+		t0 = ps_now_ns();
+		c = ps_shared_take(&k, &m);
+		hit[i] = ps_now_ns() - t0;
+		if (c < 0) {
+			fprintf(stderr, "keeper_client: the offered connection did not come back\n");
+			return 3;
+		}
+		t0 = ps_now_ns();
+		int h = tcp_to(port);
+		hs[i] = ps_now_ns() - t0;
+		close(h);
+	}
+	printf("miss_us=%.1f hit_us=%.1f handshake_us=%.1f\n", median_us(miss, n), median_us(hit, n),
+	       median_us(hs, n));
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
+	if (argc == 4 && strcmp(argv[1], "bench") == 0)
+		return bench(atoi(argv[2]), atoi(argv[3]));
 	if (argc != 5 || strcmp(argv[1], "--socket") != 0) {
-		fprintf(stderr, "usage: keeper_client --socket PATH take|garbage PORT\n");
+		fprintf(stderr, "usage: keeper_client --socket PATH take|garbage PORT\n"
+				"       keeper_client bench PORT N\n");
 		return 2;
 	}
 	path = argv[2];
