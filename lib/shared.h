@@ -47,6 +47,11 @@ int ps_shared_batch_offer(struct ps_shared_batch *b, const struct ps_key *k,
 int ps_shared_batch_unsafe(struct ps_shared_batch *b, const struct ps_key *keys, size_t n);
 void ps_shared_batch_close(struct ps_shared_batch *b);
 
+/* At start-up, while the log holds configuration warnings (once per
+ * process tree): with POOLSHIM_SHARED=1, a POOLSHIM_KEEPER that is no
+ * program is said now, and no process tries to start it. */
+void ps_shared_init(void);
+
 /* Starts the keeper unless one holds its lock, at most once per process
  * (shared_spawn.c).  Returns without waiting for it to listen. */
 void ps_shared_spawn(void);

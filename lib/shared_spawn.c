@@ -28,11 +28,26 @@
 #include <fcntl.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 
 extern char **environ;
 
 static pid_t started_by; /* the pid that tried: a forked child may try again */
+static bool no_keeper;   /* POOLSHIM_KEEPER names no program: start none */
+
+void ps_shared_init(void)
+{
+	struct stat st;
+	if (!ps_config.shared)
+		return;
+	if (!ps_config.keeper_path[0] || ps_sys.lstat(ps_config.keeper_path, &st) < 0 ||
+	    (S_ISREG(st.st_mode) && !(st.st_mode & 0111))) {
+		no_keeper = true;
+		PS_LOG_WARN("POOLSHIM_KEEPER=\"%s\" is not a program; a keeper already running is used, "
+			    "none is started", ps_config.keeper_path);
+	}
+}
 
 /* Whether a keeper holds the lock: a shared lock we cannot get now. */
 static bool keeper_alive(const struct ps_rundir *rd)
@@ -119,7 +134,7 @@ void ps_shared_spawn(void)
 	int saved = errno;
 	if (__atomic_exchange_n(&started_by, me, __ATOMIC_RELAXED) == me)
 		return;
-	if (!ps_config.keeper_path[0] ||
+	if (no_keeper || !ps_config.keeper_path[0] ||
 	    ps_rundir_init(&rd, ps_config.runtime_dir, ps_sys.getuid()) < 0 || keeper_alive(&rd)) {
 		errno = saved;
 		return;

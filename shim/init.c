@@ -58,6 +58,7 @@ static void init_once(void)
 	ps_log_hold();
 	ps_config_parse(&ps_config, env);
 	bool ready = !ps_config.disable && ps_state_init() == 0;
+	ps_shared_init(); /* shared.h: its warnings are held with the others */
 	/* the log file goes high, with the hidden descriptors, out of the
 	 * numbers the program expects to get */
 	if (ps_config.log_file[0] &&
