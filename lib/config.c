@@ -341,6 +341,41 @@ static int get_stats(ps_env_lookup get, struct ps_config *c)
 	return warn(PS_ENV_STATS, v, "is not 0, 1 or a path with a '/' (e.g. ./stats); no statistics");
 }
 
+/* POOLSHIM_SHARED and its companions.  Fail closed: a bad value leaves
+ * the process to its own pool, which is what it had without the keeper. */
+static int get_shared(ps_env_lookup get, struct ps_config *c)
+{
+	int warnings = 0;
+	const char *v;
+	c->shared_linger_ns = PS_DEFAULT_SHARED_LINGER_MS * 1000000ull;
+	snprintf(c->keeper_path, sizeof c->keeper_path, "%s", PS_KEEPER_PATH);
+	v = get(PS_ENV_KEEPER);
+	if (v && *v)
+		snprintf(c->keeper_path, sizeof c->keeper_path, "%s", v);
+	v = get(PS_ENV_RUNTIME_DIR);
+	if (v && v[0] == '/' && strlen(v) < sizeof c->runtime_dir)
+		strcpy(c->runtime_dir, v);
+	warnings += get_bool(get, PS_ENV_SHARED, false, "is not 0 or 1; connections are not shared",
+			     &c->shared);
+	v = get(PS_ENV_SHARED_LINGER);
+	if (v) {
+		uint64_t ms;
+		if (parse_seconds_ms(v, &ms) < 0 || ms == 0) {
+			/* a bad linger is no cap on this process's pool: only sharing goes */
+			c->shared = false;
+			warnings += warn(PS_ENV_SHARED_LINGER, v,
+					 "is not a number of seconds above 0 (e.g. 60 or 0.5); connections are not shared");
+		} else if (ms > MAX_SECONDS * 1000) {
+			c->shared_linger_ns = MAX_SECONDS * 1000 * 1000000ull;
+			warnings += warn(PS_ENV_SHARED_LINGER, v,
+					 "is above the maximum of 31536000 (one year); using 31536000");
+		} else {
+			c->shared_linger_ns = ms * 1000000ull;
+		}
+	}
+	return warnings;
+}
+
 int ps_config_parse(struct ps_config *c, ps_env_lookup get)
 {
 	int warnings = 0;
@@ -390,6 +425,7 @@ int ps_config_parse(struct ps_config *c, ps_env_lookup get)
 	warnings += get_excludes(get, c);
 	warnings += get_protocols(get, c);
 	warnings += get_stats(get, c);
+	warnings += get_shared(get, c);
 	return warnings;
 }
 

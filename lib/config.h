@@ -18,7 +18,11 @@
  *                               the current directory); anything else: no statistics
  *   POOLSHIM_LOG                not a level: warn (a bad level must not hide the
  *                               warning that says so)
- *   POOLSHIM_LOG_FILE           any non-empty path */
+ *   POOLSHIM_LOG_FILE           any non-empty path
+ *   POOLSHIM_SHARED             0 or 1; anything else: not shared (docs/shared.md)
+ *   POOLSHIM_SHARED_LINGER      seconds; not a number: not shared
+ *   POOLSHIM_KEEPER             the keeper program to start (the launcher sets it)
+ *   XDG_RUNTIME_DIR             where the keeper's directory goes, if it is ours */
 #ifndef POOLSHIM_CONFIG_H
 #define POOLSHIM_CONFIG_H
 
@@ -42,11 +46,21 @@
 #define PS_ENV_LOG_FILE "POOLSHIM_LOG_FILE"
 #define PS_ENV_STATS "POOLSHIM_STATS"
 #define PS_ENV_PROTOCOLS "POOLSHIM_PROTOCOLS"
+#define PS_ENV_SHARED "POOLSHIM_SHARED"
+#define PS_ENV_SHARED_LINGER "POOLSHIM_SHARED_LINGER"
+#define PS_ENV_KEEPER "POOLSHIM_KEEPER"
+#define PS_ENV_RUNTIME_DIR "XDG_RUNTIME_DIR"
 
 #define PS_DEFAULT_MAX_IDLE_PER_HOST 4
 #define PS_DEFAULT_MAX_IDLE 128
 #define PS_DEFAULT_IDLE_TIMEOUT_MS 15000
 #define PS_MAX_EXCLUDES 32
+#define PS_DEFAULT_SHARED_LINGER_MS 60000
+/* meson passes the installed keeper's path; a build without it starts none
+ * unless POOLSHIM_KEEPER names one */
+#ifndef PS_KEEPER_PATH
+#define PS_KEEPER_PATH ""
+#endif
 
 /* One POOLSHIM_EXCLUDE entry: an address prefix and/or a port. */
 struct ps_exclude {
@@ -75,6 +89,10 @@ struct ps_config {
 	enum ps_stats_mode stats;
 	char stats_path[PATH_MAX];
 	unsigned protocols;       /* PS_PROTO_BIT mask; 0: nothing is pooled */
+	bool shared;              /* hand idle connections to the keeper, ask it on a miss */
+	uint64_t shared_linger_ns; /* the keeper exits after this long with no request */
+	char keeper_path[PATH_MAX];
+	char runtime_dir[PATH_MAX]; /* XDG_RUNTIME_DIR, "" if unset */
 };
 
 extern struct ps_config ps_config;

@@ -18,6 +18,7 @@
 #include "log.h"
 #include "probe.h"
 #include "ready.h"
+#include "shared.h"
 #include "state.h"
 #include "stats.h"
 #include "sys.h"
@@ -164,6 +165,7 @@ int ps_checkout(struct ps_conn *c, int fd)
 		ps_conn_add_taint(c, PS_T_FILTER);
 		return 0;
 	}
+	bool asked_keeper = false;
 	/* bounded: every pass removes one idle connection of this key */
 	for (unsigned tries = 0; tries <= ps_config.max_idle_per_host; tries++) {
 		if (ps_lock() < 0)
@@ -177,6 +179,12 @@ int ps_checkout(struct ps_conn *c, int fd)
 		if (idle)
 			ps_life_take(idle);
 		ps_unlock();
+		if (!idle && !asked_keeper) {
+			/* shared.h: once per connect, the keeper's connection for this
+			 * key, as a TAKEN record that meets the same proofs below */
+			asked_keeper = true;
+			idle = ps_shared_checkout(c);
+		}
 		if (!idle)
 			return 0;
 		/* read the clock after the take: another thread may have pooled it
@@ -428,7 +436,7 @@ int ps_checkin(struct ps_conn *c, int fd)
 	for (struct ps_conn *e = evicted; e; e = e->free_next)
 		ps_stat_inc(PS_ST_EVICTED);
 	ps_terminate(expired_list);
-	ps_terminate(evicted);
+	ps_shared_offer(evicted); /* shared.h: to the keeper, or closed */
 	if (r < 0) {
 		count_refusal(c, PS_ST_REFUSED_CAPS);
 		ps_life_end(c);

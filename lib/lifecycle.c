@@ -188,3 +188,19 @@ bool ps_life_is(struct ps_conn *c, uint32_t seq, int st)
 {
 	return ps_conn_seq(c) == seq && ps_conn_state(c) == st;
 }
+
+struct ps_conn *ps_life_received(int hidden)
+{
+	struct ps_conn *c, *old;
+	if (ps_lock() < 0)
+		return NULL;
+	c = ps_conn_alloc_locked();
+	ps_unlock();
+	if (!c)
+		return NULL;
+	c->hidden = hidden;
+	__atomic_store_n(&c->state, PS_TAKEN, __ATOMIC_SEQ_CST);
+	if (ps_fd_swap(hidden, c, &old) == 0)
+		ps_release_stale(old, hidden);
+	return c;
+}

@@ -78,4 +78,12 @@ void ps_life_io_leave(struct ps_conn *c);
  * before acting on what it learnt). */
 bool ps_life_is(struct ps_conn *c, uint32_t seq, int st);
 
+/* FREE -> TAKEN: a record for a connection received from the keeper
+ * (shared.h) on the hidden descriptor `hidden`, owned by the caller, who
+ * proves and adopts it as one taken from the pool, or ends it.  The
+ * descriptor is published in the fd table as hidden, so a program that
+ * closes that number meanwhile is noticed.  NULL when no record can be had
+ * (the descriptor is then still the caller's). */
+struct ps_conn *ps_life_received(int hidden);
+
 #endif

@@ -11,6 +11,7 @@
 #include "sys.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
@@ -62,6 +63,22 @@ static int hidden_floor(unsigned max_idle)
 	return floor < 64 ? 64 : (int)floor;
 }
 
+/* The kernel grows a process's descriptor table on demand; growing it while
+ * other threads share it (the reaper, a resolver thread) waits for an RCU
+ * grace period: 5-15 ms on the first hidden descriptor, a short-lived
+ * curl's whole run time again.  Grown now, from the constructor, with one
+ * thread, it costs microseconds. */
+static void grow_fd_table(int floor)
+{
+	int s = ps_sys.socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (s < 0)
+		return;
+	int high = ps_sys.fcntl(s, F_DUPFD_CLOEXEC, floor);
+	if (high >= 0)
+		ps_sys.close(high);
+	ps_sys.close(s);
+}
+
 int ps_state_init(void)
 {
 	if (ps_g.ready)
@@ -70,6 +87,7 @@ int ps_state_init(void)
 		return -1;
 	ps_pool_init(&ps_g.pool, ps_config.max_idle_per_host, ps_config.max_idle);
 	ps_g.hidden_floor = hidden_floor(ps_config.max_idle);
+	grow_fd_table(ps_g.hidden_floor);
 	struct ps_fork_page *page = ps_mem_alloc(4096);
 	if (page && madvise(page, 4096, MADV_WIPEONFORK) == 0) {
 		page->alive = 1;
@@ -231,6 +249,14 @@ void ps_unsafe_add(const struct ps_key *k)
 		return;
 	ps_unsafe_add_locked(k);
 	ps_unlock();
+}
+
+size_t ps_unsafe_copy_locked(struct ps_key *out, size_t max)
+{
+	size_t n = 0;
+	for (struct ps_unsafe *u = ps_g.unsafe; u && n < max; u = u->hh.next)
+		out[n++] = u->key;
+	return n;
 }
 
 bool ps_release_hidden(struct ps_conn *c)

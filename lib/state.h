@@ -74,6 +74,9 @@ void ps_unsafe_add_locked(const struct ps_key *k);
 /* Lock-taking variants (no-op / false when the lock cannot be had). */
 bool ps_unsafe_has(const struct ps_key *k);
 void ps_unsafe_add(const struct ps_key *k);
+/* Copies up to max unsafe destinations (destination part only) to out, for
+ * the keeper (shared.h).  Returns how many.  Call with the lock held. */
+size_t ps_unsafe_copy_locked(struct ps_key *out, size_t max);
 
 /* A table slot for number was taken from record old (the number was closed
  * behind the shim's back and reused, or is being closed now): forget what

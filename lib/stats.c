@@ -38,6 +38,8 @@ static const char *const names[PS_ST_COUNT] = {
 	[PS_ST_REFUSED_UNSEEN] = "refused_unseen",
 	[PS_ST_REFUSED_SAME_PROCESS] = "refused_same_process",
 	[PS_ST_LATE_BYTES] = "late_bytes",
+	[PS_ST_SHARED_TAKEN] = "shared_taken",
+	[PS_ST_SHARED_OFFERED] = "shared_offered",
 };
 
 const char *ps_stat_name(enum ps_stat s) { return names[s]; }
@@ -303,6 +305,9 @@ int ps_summary_format(char *buf, size_t len, const char *prefix, const uint64_t 
 	add_group(buf, len, &off, prefix, "  not kept at close:", AT_CLOSE, v, ctx);
 	add_group(buf, len, &off, prefix, "  idle connections lost:", WHILE_IDLE, v, ctx);
 	add_group(buf, len, &off, prefix, "  connects:", AT_CONNECT, v, ctx);
+	if (v[PS_ST_SHARED_TAKEN] || v[PS_ST_SHARED_OFFERED])
+		add(buf, len, &off, "%s  shared with other processes: %llu received from the keeper, %llu handed to it\n",
+		    prefix, (ull)v[PS_ST_SHARED_TAKEN], (ull)v[PS_ST_SHARED_OFFERED]);
 	if (v[PS_ST_STALE_RETRIES])
 		add(buf, len, &off,
 		    "%s  %llu %s sent again on a new connection: the server had closed the reused one\n",

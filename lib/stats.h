@@ -37,6 +37,8 @@ enum ps_stat {
 	PS_ST_REFUSED_UNSEEN,       /* bytes moved where the shim cannot read them (sendfile, splice) */
 	PS_ST_REFUSED_SAME_PROCESS, /* the server listens in this very process */
 	PS_ST_LATE_BYTES,           /* a reused connection replaced before its first write */
+	PS_ST_SHARED_TAKEN,    /* connections received from the keeper (shared.h) */
+	PS_ST_SHARED_OFFERED,  /* idle connections handed to the keeper */
 	PS_ST_COUNT
 };
 

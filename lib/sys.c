@@ -2,6 +2,9 @@
 #include "sys.h"
 
 #include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/file.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -66,6 +69,71 @@ static int raw_getsockname(int fd, struct sockaddr *sa, socklen_t *len)
 	return (int)syscall(SYS_getsockname, fd, sa, len);
 }
 
+static ssize_t raw_sendmsg(int fd, const struct msghdr *m, int flags)
+{
+	return syscall(SYS_sendmsg, fd, m, flags);
+}
+
+static ssize_t raw_recvmsg(int fd, struct msghdr *m, int flags)
+{
+	return syscall(SYS_recvmsg, fd, m, flags);
+}
+
+static int raw_lstat(const char *path, struct stat *st)
+{
+	return (int)syscall(SYS_newfstatat, AT_FDCWD, path, st, AT_SYMLINK_NOFOLLOW);
+}
+
+static int raw_mkdir(const char *path, int mode) { return (int)syscall(SYS_mkdirat, AT_FDCWD, path, mode); }
+static int raw_unlink(const char *path) { return (int)syscall(SYS_unlinkat, AT_FDCWD, path, 0); }
+static int raw_flock(int fd, int op) { return (int)syscall(SYS_flock, fd, op); }
+static uid_t raw_getuid(void) { return (uid_t)syscall(SYS_getuid); }
+
+static pid_t raw_wait4(pid_t pid, int *status, int options)
+{
+	return (pid_t)syscall(SYS_wait4, pid, status, options, NULL);
+}
+
+/* posix_spawn is vfork-like (no atfork handlers run, the parent waits only
+ * for the exec) and interposes nothing: a clean way out of a program the
+ * shim is loaded in.  The child gets a session of its own (no controlling
+ * terminal), default signal dispositions, an empty mask, /dev/null on 0-2
+ * and no other descriptor of the program. */
+static int libc_spawn(pid_t *pid, const char *path, char *const argv[], char *const envp[])
+{
+	posix_spawn_file_actions_t fa;
+	posix_spawnattr_t at;
+	sigset_t none, all;
+	int r;
+	sigemptyset(&none);
+	sigfillset(&all);
+	if ((r = posix_spawn_file_actions_init(&fa)) != 0)
+		return r;
+	if ((r = posix_spawnattr_init(&at)) != 0) {
+		posix_spawn_file_actions_destroy(&fa);
+		return r;
+	}
+	r = posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+	if (!r)
+		r = posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+	if (!r)
+		r = posix_spawn_file_actions_adddup2(&fa, 1, 2);
+	if (!r)
+		r = posix_spawn_file_actions_addclosefrom_np(&fa, 3);
+	if (!r)
+		r = posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK |
+						  POSIX_SPAWN_SETSIGDEF);
+	if (!r)
+		r = posix_spawnattr_setsigmask(&at, &none);
+	if (!r)
+		r = posix_spawnattr_setsigdefault(&at, &all);
+	if (!r)
+		r = posix_spawn(pid, path, NULL, &at, argv, envp);
+	posix_spawnattr_destroy(&at);
+	posix_spawn_file_actions_destroy(&fa);
+	return r;
+}
+
 static const struct ps_sys defaults = {
 	.close = raw_close,
 	.dup3 = raw_dup3,
@@ -83,6 +151,15 @@ static const struct ps_sys defaults = {
 	.bind = raw_bind,
 	.open = raw_open,
 	.getsockname = raw_getsockname,
+	.sendmsg = raw_sendmsg,
+	.recvmsg = raw_recvmsg,
+	.lstat = raw_lstat,
+	.mkdir = raw_mkdir,
+	.unlink = raw_unlink,
+	.flock = raw_flock,
+	.getuid = raw_getuid,
+	.spawn = libc_spawn,
+	.wait4 = raw_wait4,
 };
 
 struct ps_sys ps_sys = defaults;

@@ -8,6 +8,7 @@
 
 #include <poll.h>
 #include <sys/epoll.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/socket.h>
 
@@ -28,6 +29,19 @@ struct ps_sys {
 	int (*bind)(int fd, const struct sockaddr *sa, socklen_t len);
 	int (*open)(const char *path, int flags, int mode);
 	int (*getsockname)(int fd, struct sockaddr *sa, socklen_t *len);
+	/* the shared pool (shared.c, rundir.c, keeper/): the keeper's socket,
+	 * its private directory, and starting it */
+	ssize_t (*sendmsg)(int fd, const struct msghdr *m, int flags);
+	ssize_t (*recvmsg)(int fd, struct msghdr *m, int flags);
+	int (*lstat)(const char *path, struct stat *st); /* never follows a symlink */
+	int (*mkdir)(const char *path, int mode);
+	int (*unlink)(const char *path);
+	int (*flock)(int fd, int op);
+	uid_t (*getuid)(void);
+	/* posix_spawn in a new session, descriptors 0-2 on /dev/null and no
+	 * other descriptor inherited; returns 0 or an errno value */
+	int (*spawn)(pid_t *pid, const char *path, char *const argv[], char *const envp[]);
+	pid_t (*wait4)(pid_t pid, int *status, int options);
 };
 
 extern struct ps_sys ps_sys;

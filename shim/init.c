@@ -9,6 +9,7 @@
 
 #include "config.h"
 #include "log.h"
+#include "shared.h"
 #include "state.h"
 #include "stats.h"
 #include "sys.h"
@@ -57,6 +58,7 @@ static void init_once(void)
 	ps_log_hold();
 	ps_config_parse(&ps_config, env);
 	bool ready = !ps_config.disable && ps_state_init() == 0;
+	ps_shared_init(); /* shared.h: its warnings are held with the others */
 	/* the log file goes high, with the hidden descriptors, out of the
 	 * numbers the program expects to get */
 	if (ps_config.log_file[0] &&
@@ -118,6 +120,7 @@ static void write_stats_line(void)
 
 __attribute__((destructor)) static void poolshim_dtor(void)
 {
+	ps_shared_exit(); /* shared.h: the idle connections go to the keeper */
 	if (ps_config.stats == PS_STATS_STDERR)
 		write_summary();
 	else if (ps_config.stats == PS_STATS_FILE)
