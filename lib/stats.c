@@ -234,7 +234,8 @@ int ps_summary_headline(char *buf, size_t len, const uint64_t v[PS_ST_COUNT],
 	if (connects == 0)
 		return snprintf(buf, len, "%s", "");
 	if (connects == 1 && reused == 0)
-		return snprintf(buf, len, "1 connect: nothing to reuse in one process");
+		return snprintf(buf, len, "1 connect: nothing to reuse in one process%s",
+				ctx->shared ? "" : "; see --shared");
 	shares(v, ctx, share);
 	for (size_t i = 1; i < N_REASONS; i++)
 		if (share[i] > share[best])

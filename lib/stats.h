@@ -70,6 +70,7 @@ void ps_stats_snapshot(uint64_t v[PS_ST_COUNT]);
 /* What the exit summary needs to know besides the counters. */
 struct ps_summary_ctx {
 	bool filters_set; /* POOLSHIM_PORTS or POOLSHIM_EXCLUDE was given */
+	bool shared;      /* POOLSHIM_SHARED: connections outlive the process */
 };
 
 /*

@@ -91,6 +91,7 @@ static void write_summary(void)
 	uint64_t v[PS_ST_COUNT];
 	struct ps_summary_ctx ctx = {
 		.filters_set = !ps_config.ports_all || ps_config.n_excludes > 0,
+		.shared = ps_config.shared,
 	};
 	ps_stats_snapshot(v);
 	snprintf(prefix, sizeof prefix, "poolshim[%d]: ", (int)getpid());

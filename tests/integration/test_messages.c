@@ -90,7 +90,7 @@ Test(messages, summary_of_one_connect)
 {
 	const char *const args[] = { "--requests", "1", NULL };
 	run_with_stats(NULL, args);
-	assert_first_line("1 connect: nothing to reuse in one process");
+	assert_first_line("1 connect: nothing to reuse in one process; see --shared");
 	cr_assert_eq(count(proc.err, "\n"), 1, "one line only" OUT_FMT, OUT_ARGS(proc));
 }
 

@@ -18,6 +18,7 @@ static void clear(void)
 {
 	memset(v, 0, sizeof v);
 	ctx.filters_set = false;
+	ctx.shared = false;
 }
 
 TestSuite(summary, .init = clear);
@@ -54,6 +55,8 @@ Test(summary, nothing_for_a_process_without_connects)
 Test(summary, one_connect_has_nothing_to_reuse)
 {
 	run(1, 0, 1, 1);
+	assert_headline("1 connect: nothing to reuse in one process; see --shared");
+	ctx.shared = true; /* already sharing: nothing to point to */
 	assert_headline("1 connect: nothing to reuse in one process");
 }
 
@@ -367,7 +370,7 @@ Test(summary, one_connect_is_one_line)
 	char buf[512];
 	run(1, 0, 1, 1);
 	ps_summary_format(buf, sizeof buf, "P: ", v, &ctx);
-	cr_assert_str_eq(buf, "P: 1 connect: nothing to reuse in one process\n");
+	cr_assert_str_eq(buf, "P: 1 connect: nothing to reuse in one process; see --shared\n");
 }
 
 Test(summary, format_truncates_like_snprintf)
