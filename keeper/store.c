@@ -199,14 +199,7 @@ int k_store_take(struct k_store *s, const struct ps_key *k, uint64_t now, struct
 			release(s, c);
 			continue;
 		}
-		memset(m, 0, sizeof *m);
-		m->cookie = c->cookie;
-		m->created_ns = c->created_ns;
-		m->last_used_ns = c->last_used_ns;
-		m->sent = c->sent;
-		m->reuse_count = c->reuse_count;
-		m->n_opts = (uint32_t)c->n_opts;
-		memcpy(m->opts, c->opts, sizeof m->opts);
+		ps_shared_meta_of(c, m);
 		int fd = c->hidden;
 		c->hidden = -1;
 		release(s, c);

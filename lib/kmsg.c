@@ -205,3 +205,15 @@ ssize_t ps_kmsg_recv(int s, void *buf, int *fds, int max_fds, int *nfds)
 	*nfds = n_got;
 	return n;
 }
+
+void ps_shared_meta_of(const struct ps_conn *c, struct ps_shared_meta *m)
+{
+	memset(m, 0, sizeof *m);
+	m->cookie = c->cookie;
+	m->created_ns = c->created_ns;
+	m->last_used_ns = c->last_used_ns;
+	m->sent = c->sent;
+	m->reuse_count = c->reuse_count;
+	m->n_opts = (uint32_t)c->n_opts;
+	memcpy(m->opts, c->opts, sizeof m->opts);
+}

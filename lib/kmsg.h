@@ -66,6 +66,9 @@ struct ps_shared_meta {
 	struct ps_opt opts[PS_MAX_OPTS];
 };
 
+/* The metadata of an idle record, as it travels (zero-filled first). */
+void ps_shared_meta_of(const struct ps_conn *c, struct ps_shared_meta *m);
+
 /* NONE: the keeper knows the destination is unsafe (server speaks first,
  * TLS, abandoned answers): the asker should not pool it either. */
 #define PS_KM_UNSAFE_DEST 1u

@@ -35,13 +35,18 @@ static bool finish(struct ps_conn *c, int from, int to)
 	return (w & PS_F_CLOSE_PENDING) != 0;
 }
 
-struct ps_conn *ps_life_new(int fd, int domain, int type, int protocol)
+static struct ps_conn *alloc(void)
 {
-	struct ps_conn *c, *old;
 	if (ps_lock() < 0)
 		return NULL;
-	c = ps_conn_alloc_locked();
+	struct ps_conn *c = ps_conn_alloc_locked();
 	ps_unlock();
+	return c;
+}
+
+struct ps_conn *ps_life_new(int fd, int domain, int type, int protocol)
+{
+	struct ps_conn *c = alloc(), *old;
 	if (!c)
 		return NULL;
 	c->fd = fd;
@@ -191,11 +196,7 @@ bool ps_life_is(struct ps_conn *c, uint32_t seq, int st)
 
 struct ps_conn *ps_life_received(int hidden)
 {
-	struct ps_conn *c, *old;
-	if (ps_lock() < 0)
-		return NULL;
-	c = ps_conn_alloc_locked();
-	ps_unlock();
+	struct ps_conn *c = alloc(), *old;
 	if (!c)
 		return NULL;
 	c->hidden = hidden;

@@ -78,17 +78,6 @@ static bool offerable(struct ps_conn *c, uint64_t now)
 	return ps_probe_health(c->hidden) == PS_HEALTHY;
 }
 
-static void meta_of(const struct ps_conn *c, struct ps_shared_meta *m)
-{
-	memset(m, 0, sizeof *m);
-	m->cookie = c->cookie;
-	m->created_ns = c->created_ns;
-	m->last_used_ns = c->last_used_ns;
-	m->sent = c->sent;
-	m->reuse_count = c->reuse_count;
-	m->n_opts = (uint32_t)c->n_opts;
-	memcpy(m->opts, c->opts, sizeof m->opts);
-}
 
 /* Offers what can go on b (open or not) and ends every record. */
 static void offer_all(struct ps_shared_batch *b, struct ps_conn *list)
@@ -99,7 +88,7 @@ static void offer_all(struct ps_shared_batch *b, struct ps_conn *list)
 		list = c->free_next;
 		struct ps_shared_meta m;
 		if (b->s >= 0 && offerable(c, now)) {
-			meta_of(c, &m);
+			ps_shared_meta_of(c, &m);
 			/* in flight, the socket stays open after our copy is closed */
 			if (ps_shared_batch_offer(b, &c->key, &m, c->hidden) == 0)
 				ps_stat_inc(PS_ST_SHARED_OFFERED);
