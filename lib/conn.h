@@ -50,7 +50,7 @@ enum ps_taint {
 	PS_T_BOUND = 1u << 5,        /* bound to a port, or to something a key cannot hold */
 	PS_T_SERVER_FIRST = 1u << 6,
 	PS_T_TLS = 1u << 7,
-	PS_T_AUTH = 1u << 8,         /* connection-bound HTTP authentication */
+	/* 1u << 8 was PS_T_AUTH: NTLM/Negotiate is the protocol tracker's now (proto.h) */
 	PS_T_FILTER = 1u << 9,       /* POOLSHIM_PORTS / EXCLUDE / unsafe destination */
 	PS_T_UNTRACKABLE = 1u << 10, /* AF_UNSPEC connect, O_ASYNC, F_SETOWN, ... */
 	PS_T_SAME_PROCESS = 1u << 11, /* the destination is a listener of this very process */

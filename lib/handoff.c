@@ -289,8 +289,6 @@ static enum ps_stat refusal(struct ps_conn *c, uint64_t now)
 		return PS_ST_REFUSED_SERVER_FIRST;
 	if (t & PS_T_TLS)
 		return PS_ST_REFUSED_TLS;
-	if (t & PS_T_AUTH)
-		return PS_ST_REFUSED_AUTH;
 	if (t & PS_T_SAME_PROCESS)
 		return PS_ST_REFUSED_SAME_PROCESS;
 	if (t & PS_T_FILTER)
