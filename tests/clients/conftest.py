@@ -45,6 +45,9 @@ import pytest
 
 HERE = pathlib.Path(__file__).resolve().parent
 PROGRAMS = HERE / "programs"
+# the client programs' RESP helpers serve the fixtures too
+sys.path.insert(0, str(PROGRAMS))
+from resp_wire import RespReader, resp_encode  # noqa: E402
 SERVERS_PY = HERE / "servers.py"
 LIB = os.environ.get("POOLSHIM_LIB") or str(HERE.parent.parent / "build" / "shim" / "libpoolshim.so")
 PREFIX = os.environ.get("POOLSHIM_PRELOAD_PREFIX", "").strip()
@@ -378,56 +381,6 @@ def nginx(_servers):
 
 
 # redis ------------------------------------------------------------------------
-
-def resp_encode(*args):
-    out = b"*%d\r\n" % len(args)
-    for a in args:
-        a = a if isinstance(a, bytes) else str(a).encode()
-        out += b"$%d\r\n%s\r\n" % (len(a), a)
-    return out
-
-
-class RespReader:
-    """Reads exactly one RESP2 reply from a socket."""
-
-    def __init__(self, sock):
-        self.sock, self.buf = sock, b""
-
-    def _line(self):
-        while b"\r\n" not in self.buf:
-            data = self.sock.recv(65536)
-            if not data:
-                raise EOFError("connection closed")
-            self.buf += data
-        line, self.buf = self.buf.split(b"\r\n", 1)
-        return line
-
-    def _bytes(self, n):
-        while len(self.buf) < n + 2:
-            data = self.sock.recv(65536)
-            if not data:
-                raise EOFError("connection closed")
-            self.buf += data
-        data, self.buf = self.buf[:n], self.buf[n + 2:]
-        return data
-
-    def reply(self):
-        line = self._line()
-        kind, rest = line[:1], line[1:]
-        if kind == b"+":
-            return rest.decode()
-        if kind == b"-":
-            return "-" + rest.decode()
-        if kind == b":":
-            return int(rest)
-        if kind == b"$":
-            n = int(rest)
-            return None if n < 0 else self._bytes(n).decode("latin-1")
-        if kind == b"*":
-            n = int(rest)
-            return None if n < 0 else [self.reply() for _ in range(n)]
-        raise ValueError(f"not a RESP reply: {line!r}")
-
 
 class Redis(Server):
     name = "redis"
