@@ -383,6 +383,7 @@ int ps_config_parse(struct ps_config *c, ps_env_lookup get)
 
 	memset(c, 0, sizeof *c);
 	c->max_idle_per_host = PS_DEFAULT_MAX_IDLE_PER_HOST;
+	c->park = true;
 	c->max_idle = PS_DEFAULT_MAX_IDLE;
 	c->idle_timeout_ns = PS_DEFAULT_IDLE_TIMEOUT_MS * 1000000ull;
 	c->ports_all = true;
@@ -411,6 +412,8 @@ int ps_config_parse(struct ps_config *c, ps_env_lookup get)
 	warnings += get_count(get, c, PS_ENV_MAX_REUSE, 0, UINT32_MAX, &c->max_reuse);
 	warnings += get_bool(get, PS_ENV_UNIX, false, "is not 0 or 1; AF_UNIX sockets are not pooled",
 			     &c->unix_sockets);
+	warnings += get_bool(get, PS_ENV_PARK, false,
+			     "is not 0 or 1; closed connections are not parked on their numbers", &c->park);
 
 	v = get(PS_ENV_PORTS);
 	if (v) {

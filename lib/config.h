@@ -42,6 +42,7 @@
 #define PS_ENV_PORTS "POOLSHIM_PORTS"
 #define PS_ENV_EXCLUDE "POOLSHIM_EXCLUDE"
 #define PS_ENV_UNIX "POOLSHIM_UNIX"
+#define PS_ENV_PARK "POOLSHIM_PARK"
 #define PS_ENV_LOG "POOLSHIM_LOG"
 #define PS_ENV_LOG_FILE "POOLSHIM_LOG_FILE"
 #define PS_ENV_STATS "POOLSHIM_STATS"
@@ -84,6 +85,7 @@ struct ps_config {
 	int n_excludes;
 	struct ps_exclude excludes[PS_MAX_EXCLUDES];
 	bool unix_sockets;
+	bool park;                /* keep a closed connection on its own number (park.h) */
 	int log_level;
 	char log_file[PATH_MAX];
 	enum ps_stats_mode stats;

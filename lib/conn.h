@@ -28,6 +28,10 @@ enum ps_state {
 	PS_IDLE,         /* in the pool, on a hidden descriptor.  Owner: whoever holds the pool lock */
 	PS_TAKEN,        /* out of the pool, owned by the one thread that took it */
 	PS_DEAD,         /* ended; freed when the last I/O call inside it has left */
+	PS_PARKED,       /* closed by the program, kept open on its own number (park.h),
+			    which must look closed.  Owner: whoever takes it (CAS to TAKEN) */
+	PS_WARM,         /* a parked connection given back by socket(): the program's
+			    "fresh" socket until connect() proves it or settles it fresh */
 };
 
 #define PS_STATE_MASK 0xff
@@ -67,6 +71,7 @@ enum ps_io { PS_IO_NONE = 0, PS_IO_READ, PS_IO_WRITE, PS_IO_PEEK };
 struct ps_opt {
 	int level, name;
 	uint8_t len, default_len;
+	uint8_t this_use; /* set by the socket's present user (a parked one's are the last user's) */
 	uint8_t value[PS_OPT_LEN];
 	uint8_t default_value[PS_OPT_LEN];
 };
@@ -112,6 +117,7 @@ struct ps_conn {
 	int domain, type, protocol;
 	bool nonblock;        /* the program's O_NONBLOCK (per open file) */
 	bool cloexec;         /* the program's FD_CLOEXEC (per descriptor) */
+	bool cloexec_unknown; /* an exec wrapper set FD_CLOEXEC on the parked number (park.h); atomic */
 	bool reused;          /* this use came from the pool */
 	bool wrote;           /* a write happened in this use; atomic */
 	bool got_data;        /* a read returned bytes in this use */

@@ -9,6 +9,7 @@
 #include "key.h"
 #include "libc.h"
 #include "lifecycle.h"
+#include "park.h"
 #include "listeners.h"
 #include "probe.h"
 #include "ready.h"
@@ -36,8 +37,32 @@ static bool poolable_kind(int domain, int type, int protocol)
 	return false;
 }
 
+/* The record at fd for a call that a warm socket (park.h) cannot answer
+ * as a fresh one: it is settled first.  NULL with *fail set when fd is a
+ * parked number (the call fails with EBADF). */
+static struct ps_conn *settled(int fd, bool *fail)
+{
+	struct ps_conn *c = ps_fd_program(fd);
+	*fail = c && ps_park_gate(c, fd, true) < 0;
+	return *fail ? NULL : c;
+}
+
+/* The same for a call a warm socket answers as it is. */
+static struct ps_conn *as_is(int fd, bool *fail)
+{
+	struct ps_conn *c = ps_fd_program(fd);
+	*fail = c && ps_park_gate(c, fd, false) < 0;
+	return *fail ? NULL : c;
+}
+
 int ps_socket(int domain, int type, int protocol)
 {
+	if (ps_g.ready && !ps_config.disable && poolable_kind(domain, type, protocol)) {
+		ps_check_fork();
+		int warm = ps_park_reissue(domain, type, protocol);
+		if (warm >= 0)
+			return warm;
+	}
 	int fd = ps_libc.socket(domain, type, protocol);
 	if (fd < 0 && ps_fd_pressure(errno))
 		fd = ps_libc.socket(domain, type, protocol);
@@ -55,8 +80,11 @@ int ps_socket(int domain, int type, int protocol)
 
 int ps_bind(int fd, const struct sockaddr *sa, socklen_t len)
 {
+	bool fail;
+	struct ps_conn *c = settled(fd, &fail);
+	if (fail)
+		return -1;
 	int r = ps_libc.bind(fd, sa, len);
-	struct ps_conn *c = ps_fd_program(fd);
 	if (c) {
 		int saved = errno;
 		ps_track_bind(c, sa, len, r);
@@ -67,7 +95,12 @@ int ps_bind(int fd, const struct sockaddr *sa, socklen_t len)
 
 int ps_setsockopt(int fd, int level, int name, const void *val, socklen_t len)
 {
-	struct ps_conn *c = ps_fd_program(fd);
+	bool fail;
+	/* a carried option is set on the warm socket itself (and reset for the
+	 * next user); one that shapes the key or taints wants a fresh socket */
+	struct ps_conn *c = ps_track_option_carried(level, name) ? as_is(fd, &fail) : settled(fd, &fail);
+	if (fail)
+		return -1;
 	if (!c)
 		return ps_libc.setsockopt(fd, level, name, val, len);
 	int saved = errno;
@@ -80,9 +113,39 @@ int ps_setsockopt(int fd, int level, int name, const void *val, socklen_t len)
 	return r;
 }
 
+/* What a warm socket answers as a fresh one would: the last user's value
+ * of a carried option is not this user's (its default is). */
+static bool warm_answer(struct ps_conn *c, int level, int name, void *val, socklen_t *len)
+{
+	if (ps_conn_state(c) != PS_WARM || !val || !len)
+		return false;
+	for (int i = 0; i < c->n_opts; i++) {
+		const struct ps_opt *o = &c->opts[i];
+		if (o->level == level && o->name == name && !o->this_use) {
+			socklen_t n = *len < o->default_len ? *len : o->default_len;
+			memcpy(val, o->default_value, n);
+			*len = n;
+			return true;
+		}
+	}
+	return false;
+}
+
+static bool answered_as_is(int level, int name)
+{
+	return ps_track_option_carried(level, name) ||
+	       (level == SOL_SOCKET && (name == SO_ERROR || name == SO_TYPE || name == SO_DOMAIN ||
+					name == SO_PROTOCOL || name == SO_ACCEPTCONN));
+}
+
 int ps_getsockopt(int fd, int level, int name, void *val, socklen_t *len)
 {
-	struct ps_conn *c = ps_fd_program(fd);
+	bool fail;
+	struct ps_conn *c = answered_as_is(level, name) ? as_is(fd, &fail) : settled(fd, &fail);
+	if (fail)
+		return -1;
+	if (c && warm_answer(c, level, name, val, len))
+		return 0;
 	if (c && level == SOL_SOCKET && name == SO_ERROR)
 		ps_ready_check(fd); /* a dead reused connection is replaced first */
 	int r = ps_libc.getsockopt(fd, level, name, val, len);
@@ -140,6 +203,19 @@ int ps_connect(int fd, const struct sockaddr *sa, socklen_t len)
 	if (!c)
 		return ps_libc.connect(fd, sa, len);
 	int saved = errno;
+	if (ps_conn_state(c) == PS_WARM) {
+		/* park.h: the number already holds a pooled connection */
+		int r = ps_warm_connect(c, fd, sa, len);
+		if (r < 0)
+			return -1;
+		if (r > 0) {
+			errno = c->nonblock ? EINPROGRESS : saved;
+			return c->nonblock ? -1 : 0;
+		}
+		errno = saved;
+	}
+	if (ps_park_gate(c, fd, false) < 0)
+		return -1;
 	if (ps_conn_state(c) != PS_FRESH) {
 		/* A repeat connect goes to the kernel (EISCONN/EALREADY), never
 		 * to a second checkout; AF_UNSPEC dissolves the connection.
@@ -179,6 +255,10 @@ int ps_connect(int fd, const struct sockaddr *sa, socklen_t len)
 
 int ps_listen(int fd, int backlog)
 {
+	bool fail;
+	settled(fd, &fail);
+	if (fail)
+		return -1;
 	int r = ps_libc.listen(fd, backlog);
 	if (r == 0)
 		ps_listening(fd);
@@ -187,7 +267,10 @@ int ps_listen(int fd, int backlog)
 
 int ps_shutdown(int fd, int how)
 {
-	struct ps_conn *c = ps_fd_program(fd);
+	bool fail;
+	struct ps_conn *c = settled(fd, &fail);
+	if (fail)
+		return -1;
 	/* before the call: the EOF it causes in a blocked recv must already
 	 * read as the program's own doing, never as a stale reuse */
 	if (c)
@@ -211,23 +294,35 @@ int ps_close(int fd)
 	}
 	if (fd != c->fd)
 		return ps_libc.close(fd);
+	if (ps_park_gate(c, fd, false) < 0)
+		return -1; /* park.h: closed already, a second close fails */
 	int r = 0;
 	switch (ps_life_claim(c, true)) {
 	case PS_CLAIM_NONE:
+	case PS_CLAIM_PARKED: /* (not asked for here) */
 		return ps_libc.close(fd);
 	case PS_CLAIM_DEFERRED:
 		break; /* the operation that owns the number makes this close */
 	case PS_CLAIM_CLOSING:
+	case PS_CLAIM_CLOSED:
 		errno = EBADF; /* the close in progress wins, as in the kernel */
 		return -1;
+	case PS_CLAIM_WARM:
+		/* closed before connect: unused, it parks again as it was */
+		if (!ps_conn_taint(c) && c->generation == ps_g.generation && ps_park(c, fd)) {
+			errno = saved;
+			return 0;
+		}
+		ps_fd_cas(fd, c, NULL);
+		__atomic_store_n(&c->fd, -1, __ATOMIC_RELAXED);
+		ps_life_end(c);
+		return ps_libc.close(fd);
 	case PS_CLAIM_FRESH:
 		ps_fd_cas(fd, c, NULL);
 		__atomic_store_n(&c->fd, -1, __ATOMIC_RELAXED);
 		ps_life_end(c);
 		return ps_libc.close(fd);
 	case PS_CLAIM_ACTIVE:
-		/* from here no new I/O call can start tracking it */
-		ps_fd_cas(fd, c, NULL);
 		r = ps_checkin(c, fd);
 		if (r == 0)
 			errno = saved;
@@ -261,10 +356,19 @@ static void replacing(int oldfd, int newfd)
 	}
 }
 
-int ps_dup(int fd) { return duplicated(fd, ps_libc.dup(fd)); }
+int ps_dup(int fd)
+{
+	bool fail;
+	settled(fd, &fail);
+	return fail ? -1 : duplicated(fd, ps_libc.dup(fd));
+}
 
 int ps_dup2(int oldfd, int newfd)
 {
+	bool fail;
+	settled(oldfd, &fail);
+	if (fail)
+		return -1;
 	replacing(oldfd, newfd);
 	int r = ps_libc.dup2(oldfd, newfd);
 	return oldfd == newfd ? r : duplicated(oldfd, r);
@@ -272,13 +376,26 @@ int ps_dup2(int oldfd, int newfd)
 
 int ps_dup3(int oldfd, int newfd, int flags)
 {
+	bool fail;
+	settled(oldfd, &fail);
+	if (fail)
+		return -1;
 	replacing(oldfd, newfd);
 	return duplicated(oldfd, ps_libc.dup3(oldfd, newfd, flags));
 }
 
+/* fcntl commands a warm socket answers as it is (flags, tracked) */
+static bool fcntl_as_is(int cmd, unsigned long arg)
+{
+	return cmd == F_GETFL || cmd == F_GETFD || cmd == F_SETFD || (cmd == F_SETFL && !(arg & O_ASYNC));
+}
+
 int ps_fcntl(int fd, int cmd, unsigned long arg, int is64)
 {
-	struct ps_conn *c = ps_fd_program(fd);
+	bool fail;
+	struct ps_conn *c = fcntl_as_is(cmd, arg) ? as_is(fd, &fail) : settled(fd, &fail);
+	if (fail)
+		return -1;
 	int r = is64 ? ps_libc.fcntl64(fd, cmd, arg) : ps_libc.fcntl(fd, cmd, arg);
 	if (!c || r < 0)
 		return r;
@@ -308,8 +425,11 @@ int ps_fcntl(int fd, int cmd, unsigned long arg, int is64)
 
 int ps_ioctl(int fd, unsigned long request, void *arg)
 {
+	bool fail;
+	struct ps_conn *c = request == FIONBIO ? as_is(fd, &fail) : settled(fd, &fail);
+	if (fail)
+		return -1;
 	int r = ps_libc.ioctl(fd, request, arg);
-	struct ps_conn *c = ps_fd_program(fd);
 	if (c && r == 0 && arg) {
 		if (request == FIONBIO)
 			ps_track_nonblock(c, *(int *)arg);
@@ -324,7 +444,10 @@ int ps_ioctl(int fd, unsigned long request, void *arg)
  * identity check when the number is reused. */
 FILE *ps_fdopen(int fd, const char *mode)
 {
-	struct ps_conn *c = ps_fd_program(fd);
+	bool fail;
+	struct ps_conn *c = settled(fd, &fail);
+	if (fail)
+		return NULL;
 	if (c)
 		ps_track_taint(c, PS_T_SHARED);
 	return ps_libc.fdopen(fd, mode);
@@ -360,8 +483,11 @@ void ps_closefrom(int lo)
 
 int ps_epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
 {
+	bool fail;
+	struct ps_conn *c = as_is(fd, &fail);
+	if (fail)
+		return -1;
 	int r = ps_libc.epoll_ctl(epfd, op, fd, ev);
-	struct ps_conn *c = ps_fd_program(fd);
 	if (c) {
 		int saved = errno;
 		ps_track_epoll_ctl(c, epfd, op, ev, r);
@@ -372,6 +498,10 @@ int ps_epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
 
 int ps_accept4(int fd, struct sockaddr *sa, socklen_t *len, int flags, int with_flags)
 {
+	bool fail;
+	settled(fd, &fail);
+	if (fail)
+		return -1;
 	int r = with_flags ? ps_libc.accept4(fd, sa, len, flags) : ps_libc.accept(fd, sa, len);
 	if (r < 0 && ps_fd_pressure(errno))
 		r = with_flags ? ps_libc.accept4(fd, sa, len, flags) : ps_libc.accept(fd, sa, len);

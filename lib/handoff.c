@@ -15,6 +15,7 @@
 #include "fdtable.h"
 #include "libc.h"
 #include "lifecycle.h"
+#include "park.h"
 #include "log.h"
 #include "probe.h"
 #include "ready.h"
@@ -31,7 +32,7 @@
 #include <stdio.h>
 #include <string.h>
 
-static void log_decision(const char *what, const struct ps_conn *c, const char *why)
+void ps_log_decision(const char *what, const struct ps_conn *c, const char *why)
 {
 	if (ps_log_level >= PS_LOG_DEBUG) {
 		char dest[160];
@@ -41,14 +42,14 @@ static void log_decision(const char *what, const struct ps_conn *c, const char *
 	}
 }
 
-static bool allowed(const struct ps_key *k)
+bool ps_dest_allowed(const struct ps_key *k)
 {
 	if (k->family == AF_UNIX)
 		return true;
 	return ps_config_allows(&ps_config, k->family, k->addr, ntohs(k->port));
 }
 
-static bool expired(const struct ps_conn *c, uint64_t now)
+bool ps_conn_expired(const struct ps_conn *c, uint64_t now)
 {
 	return now - c->last_used_ns >= ps_config.idle_timeout_ns ||
 	       (c->idle_limit_ns && now - c->last_used_ns >= c->idle_limit_ns) ||
@@ -93,20 +94,20 @@ static int carry_options(int s, const struct ps_conn *idle, const struct ps_conn
 }
 
 /* Registrations belong to (socket, fd number) pairs: see conn.h. */
-static void epoll_detach(struct ps_conn *c, int fd)
+void ps_epoll_detach(struct ps_conn *c, int fd)
 {
 	for (int i = 0; i < c->n_epoll; i++)
 		ps_sys.epoll_ctl(c->epoll[i].epfd, EPOLL_CTL_DEL, fd, NULL);
 }
 
-static void epoll_attach(struct ps_conn *c, int fd)
+void ps_epoll_attach(struct ps_conn *c, int fd)
 {
 	for (int i = 0; i < c->n_epoll; i++)
 		ps_sys.epoll_ctl(c->epoll[i].epfd, EPOLL_CTL_ADD, fd, &c->epoll[i].ev);
 }
 
 /* What a new use of a connection starts from. */
-static void begin_use(struct ps_conn *c, bool reused)
+void ps_begin_use(struct ps_conn *c, bool reused)
 {
 	c->reused = reused;
 	c->checkout_ns = ps_now_ns();
@@ -146,8 +147,8 @@ static int adopt(struct ps_conn *idle, struct ps_conn *c, int fd)
 	c->sent = idle->sent;
 	c->dest = idle->dest;
 	c->dest_len = idle->dest_len;
-	begin_use(c, true);
-	epoll_attach(c, fd);
+	ps_begin_use(c, true);
+	ps_epoll_attach(c, fd);
 	ps_life_end(idle);
 	ps_unused_add(c);
 	return 0;
@@ -161,7 +162,7 @@ int ps_checkout(struct ps_conn *c, int fd)
 		ps_conn_add_taint(c, PS_T_SHARED); /* inherited across fork */
 	if (ps_conn_taint(c))
 		return 0;
-	if (!allowed(&c->key)) {
+	if (!ps_dest_allowed(&c->key)) {
 		ps_conn_add_taint(c, PS_T_FILTER);
 		return 0;
 	}
@@ -189,16 +190,16 @@ int ps_checkout(struct ps_conn *c, int fd)
 			return 0;
 		/* read the clock after the take: another thread may have pooled it
 		 * after any earlier reading, and the ages below are unsigned */
-		if (ps_life_hidden_closed(idle) || expired(idle, ps_now_ns())) {
+		if (ps_life_hidden_closed(idle) || ps_conn_expired(idle, ps_now_ns())) {
 			ps_stat_inc(PS_ST_REAPED);
-			log_decision("checkout", idle, "expired");
+			ps_log_decision("checkout", idle, "expired");
 			ps_life_end(idle);
 			continue;
 		}
 		if (!ps_probe_same(idle->hidden, idle->cookie)) {
 			/* the hidden fd was closed behind our back: not ours to close */
 			ps_stat_inc(PS_ST_IDENTITY);
-			log_decision("checkout", idle, "identity changed");
+			ps_log_decision("checkout", idle, "identity changed");
 			ps_fd_cas(idle->hidden, idle, NULL);
 			idle->hidden = -1;
 			ps_life_end(idle);
@@ -214,17 +215,17 @@ int ps_checkout(struct ps_conn *c, int fd)
 		}
 		if (h != PS_HEALTHY) {
 			ps_stat_inc(PS_ST_STALE);
-			log_decision("checkout", idle, ps_health_name(h));
+			ps_log_decision("checkout", idle, ps_health_name(h));
 			ps_life_end(idle);
 			continue;
 		}
 		if (adopt(idle, c, fd) < 0) {
-			log_decision("checkout", idle, "handover failed");
+			ps_log_decision("checkout", idle, "handover failed");
 			ps_life_end(idle);
 			return 0;
 		}
 		ps_stat_inc(PS_ST_HITS);
-		log_decision("checkout", c, "reused");
+		ps_log_decision("checkout", c, "reused");
 		return 1;
 	}
 	return 0;
@@ -320,7 +321,7 @@ static void count_refusal(struct ps_conn *c, enum ps_stat why)
 		const char *label = ps_stat_label(why);
 		char reason[256];
 		snprintf(reason, sizeof reason, "not pooled: %s", label ? label : ps_stat_name(why));
-		log_decision("checkin", c, reason);
+		ps_log_decision("checkin", c, reason);
 	}
 }
 
@@ -330,7 +331,7 @@ static void count_refusal(struct ps_conn *c, enum ps_stat why)
  * ps_life_end closes it). */
 static enum ps_stat hide(struct ps_conn *c, int fd)
 {
-	epoll_detach(c, fd);
+	ps_epoll_detach(c, fd);
 	int hidden = ps_sys.fcntl(fd, F_DUPFD_CLOEXEC, ps_g.hidden_floor);
 	if (hidden < 0 && errno == EINVAL) {
 		/* the program lowered RLIMIT_NOFILE below the floor (httperf
@@ -396,6 +397,15 @@ int ps_checkin(struct ps_conn *c, int fd)
 	ps_unused_remove(c);
 	uint64_t now = ps_now_ns();
 	enum ps_stat why = refusal(c, now);
+	if (!why) {
+		c->last_used_ns = now;
+		c->idle_limit_ns = keepalive_limit(ps_proto_keepalive_ms(&c->proto));
+		c->reused = false;
+		if (ps_park(c, fd))
+			return 0; /* park.h: it stays on fd, which now looks closed */
+	}
+	/* from here no new I/O call can start tracking it */
+	ps_fd_cas(fd, c, NULL);
 	if (!why)
 		why = hide(c, fd);
 	if (why)
@@ -409,19 +419,23 @@ int ps_checkin(struct ps_conn *c, int fd)
 		ps_life_end(c);
 		return 0;
 	}
+	ps_pool_keep(c, now);
+	return 0;
+}
+
+void ps_pool_keep(struct ps_conn *c, uint64_t now)
+{
 	ps_replay_free(c->replay);
 	c->replay = NULL;
-	c->last_used_ns = now;
-	c->idle_limit_ns = keepalive_limit(ps_proto_keepalive_ms(&c->proto));
-	c->reused = false;
 	if (ps_lock() < 0) {
 		ps_life_end(c);
-		return 0;
+		return;
 	}
 	struct ps_conn *expired_list = ps_pool_reap(&ps_g.pool, now, ps_config.idle_timeout_ns);
 	struct ps_conn *evicted = NULL;
 	int r = -1;
-	if (ps_life_pool(c)) {
+	bool was_checkin = ps_conn_state(c) == PS_CHECKIN;
+	if (ps_life_pool(c) || ps_life_pool_taken(c)) {
 		r = ps_pool_put(&ps_g.pool, c, &evicted);
 		if (r < 0)
 			ps_life_take(c);
@@ -436,14 +450,16 @@ int ps_checkin(struct ps_conn *c, int fd)
 	ps_terminate(expired_list);
 	ps_shared_offer(evicted); /* shared.h: to the keeper, or closed */
 	if (r < 0) {
-		count_refusal(c, PS_ST_REFUSED_CAPS);
+		if (was_checkin)
+			count_refusal(c, PS_ST_REFUSED_CAPS);
 		ps_life_end(c);
-		return 0;
+		return;
 	}
-	ps_stat_inc(PS_ST_CHECKINS);
-	log_decision("checkin", c, "pooled");
+	if (was_checkin) {
+		ps_stat_inc(PS_ST_CHECKINS);
+		ps_log_decision("checkin", c, "pooled");
+	}
 	ps_reaper_kick();
-	return 0;
 }
 
 void ps_reap_now(void)
@@ -553,9 +569,9 @@ int ps_reconnect(struct ps_conn *c, int fd, uint64_t deadline_ns, const void *re
 	c->sent = len;
 	c->sent_before_use = 0;
 	c->reused = false;
-	epoll_attach(c, fd);
+	ps_epoll_attach(c, fd);
 	ps_stat_inc(PS_ST_STALE_RETRIES);
-	log_decision("retry", c, "reconnected after a stale reuse");
+	ps_log_decision("retry", c, "reconnected after a stale reuse");
 	errno = saved;
 	return 0;
 fail:

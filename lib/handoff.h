@@ -28,6 +28,20 @@ int ps_checkin(struct ps_conn *c, int fd);
  * Returns 0, or -1 with fd untouched. */
 int ps_reconnect(struct ps_conn *c, int fd, uint64_t deadline_ns, const void *replay, size_t len);
 
+/* c (CHECKIN, or TAKEN from elsewhere) is on its hidden descriptor: into
+ * the pool, with the pool's caps (what they push out is evicted), or ended. */
+void ps_pool_keep(struct ps_conn *c, uint64_t now);
+
+/* Pieces the fast path (park.h) shares with checkout and checkin. */
+/* A debug-log line about what happened to c and why (POOLSHIM_LOG=debug). */
+void ps_log_decision(const char *what, const struct ps_conn *c, const char *why);
+bool ps_dest_allowed(const struct ps_key *k);
+bool ps_conn_expired(const struct ps_conn *c, uint64_t now);
+void ps_begin_use(struct ps_conn *c, bool reused);
+/* The program's epoll registrations on fd (conn.h), off and on again. */
+void ps_epoll_detach(struct ps_conn *c, int fd);
+void ps_epoll_attach(struct ps_conn *c, int fd);
+
 /* Reaps expired idle connections now (normally done on every checkin). */
 void ps_reap_now(void);
 

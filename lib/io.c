@@ -8,6 +8,7 @@
 #include "events.h"
 #include "fdtable.h"
 #include "lifecycle.h"
+#include "park.h"
 #include "probe.h"
 #include "ready.h"
 #include "resend.h"
@@ -157,12 +158,21 @@ static void raise_held_sigpipe(void)
 	errno = saved;
 }
 
+/* A call on a number that is not an ACTIVE connection's: a parked number
+ * fails as a closed one, a warm socket is settled fresh first (park.h). */
+static ssize_t off_path(struct ps_conn *c, const struct ps_call *k)
+{
+	if (c && ps_park_gate(c, k->fd, true) < 0)
+		return -1;
+	return k->fn(k, 0);
+}
+
 ssize_t ps_send(const struct ps_call *k)
 {
 	struct ps_conn *c = ps_fd_get(k->fd);
 	uint32_t seq = c ? ps_life_io_enter(c, k->fd) : 0;
 	if (!seq)
-		return k->fn(k, 0);
+		return off_path(c, k);
 	prove_quiet_again(c, k->fd);
 	ssize_t r;
 	int err;
@@ -226,7 +236,7 @@ ssize_t ps_recv(const struct ps_call *k)
 	struct ps_conn *c = ps_fd_get(k->fd);
 	uint32_t seq = c ? ps_life_io_enter(c, k->fd) : 0;
 	if (!seq)
-		return k->fn(k, 0);
+		return off_path(c, k);
 	ssize_t r;
 	int err;
 	for (int attempt = 0;; attempt++) {
@@ -253,7 +263,7 @@ ssize_t ps_unseen(int fd, int dir, ssize_t (*call)(void *ctx), void *ctx)
 	struct ps_conn *c = ps_fd_get(fd);
 	uint32_t seq = c ? ps_life_io_enter(c, fd) : 0;
 	if (!seq)
-		return call(ctx);
+		return c && ps_park_gate(c, fd, true) < 0 ? -1 : call(ctx);
 	ssize_t r = call(ctx);
 	int err = errno;
 	if (r > 0) {

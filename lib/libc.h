@@ -12,6 +12,7 @@
 #define POOLSHIM_LIBC_H
 
 #include <poll.h>
+#include <spawn.h>
 #include <stdio.h>
 #include <sys/epoll.h>
 #include <sys/select.h>
@@ -74,6 +75,18 @@ struct ps_libc {
 	int (*openat)(int, const char *, int, ...);
 	int (*openat64)(int, const char *, int, ...);
 	pid_t (*fork)(void);
+	/* the exec family and what runs a program (shim/exec.c) */
+	int (*execve)(const char *, char *const[], char *const[]);
+	int (*execv)(const char *, char *const[]);
+	int (*execvp)(const char *, char *const[]);
+	int (*execvpe)(const char *, char *const[], char *const[]);
+	int (*fexecve)(int, char *const[], char *const[]);
+	int (*posix_spawn)(pid_t *, const char *, const posix_spawn_file_actions_t *,
+			   const posix_spawnattr_t *, char *const[], char *const[]);
+	int (*posix_spawnp)(pid_t *, const char *, const posix_spawn_file_actions_t *,
+			    const posix_spawnattr_t *, char *const[], char *const[]);
+	int (*system)(const char *);
+	FILE *(*popen)(const char *, const char *);
 };
 
 extern struct ps_libc ps_libc;

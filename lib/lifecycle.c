@@ -84,6 +84,8 @@ bool ps_life_end_connect(struct ps_conn *c, bool connected)
 
 bool ps_life_begin_checkout(struct ps_conn *c) { return move(c, PS_FRESH, PS_CHECKOUT); }
 
+bool ps_life_begin_settle(struct ps_conn *c) { return move(c, PS_WARM, PS_CHECKOUT); }
+
 bool ps_life_end_checkout(struct ps_conn *c, bool hit)
 {
 	return finish(c, PS_CHECKOUT, hit ? PS_ACTIVE : PS_FRESH);
@@ -118,6 +120,16 @@ enum ps_claim ps_life_claim(struct ps_conn *c, bool defer)
 			break;
 		case PS_CHECKIN:
 			return PS_CLAIM_CLOSING;
+		case PS_WARM:
+			if (cas(c, &w, PS_CHECKIN))
+				return PS_CLAIM_WARM;
+			break;
+		case PS_PARKED:
+			if (defer)
+				return PS_CLAIM_CLOSED;
+			if (cas(c, &w, PS_TAKEN))
+				return PS_CLAIM_PARKED;
+			break;
 		default:
 			return PS_CLAIM_NONE;
 		}
@@ -134,6 +146,13 @@ bool ps_life_take(struct ps_conn *c)
 			return true;
 	return false;
 }
+
+bool ps_life_pool_taken(struct ps_conn *c) { return move(c, PS_TAKEN, PS_IDLE); }
+
+bool ps_life_park(struct ps_conn *c) { return move(c, PS_CHECKIN, PS_PARKED); }
+bool ps_life_unpark(struct ps_conn *c) { return move(c, PS_PARKED, PS_TAKEN); }
+bool ps_life_repark(struct ps_conn *c) { return move(c, PS_TAKEN, PS_PARKED); }
+bool ps_life_warm(struct ps_conn *c) { return move(c, PS_TAKEN, PS_WARM); }
 
 void ps_life_mark_hidden_closed(struct ps_conn *c)
 {

@@ -30,6 +30,9 @@ bool ps_life_end_connect(struct ps_conn *c, bool connected);
 
 /* FRESH -> CHECKOUT: connect() will try the pool for this number. */
 bool ps_life_begin_checkout(struct ps_conn *c);
+/* WARM -> CHECKOUT: connect() proves the warm connection, or another call
+ * settles the number fresh (park.h); ended by ps_life_end_checkout too. */
+bool ps_life_begin_settle(struct ps_conn *c);
 /* CHECKOUT -> ACTIVE (hit) or -> FRESH (miss).  Returns true when the
  * program closed the number meanwhile: the caller must now make that close
  * (the record is in the end state, with the flag cleared). */
@@ -47,6 +50,9 @@ enum ps_claim {
 	PS_CLAIM_ACTIVE,   /* ACTIVE -> CHECKIN */
 	PS_CLAIM_DEFERRED, /* CHECKOUT/RECONNECTING: PS_F_CLOSE_PENDING left for the owner */
 	PS_CLAIM_CLOSING,  /* already in CHECKIN: a nested close (a signal handler) */
+	PS_CLAIM_WARM,     /* WARM -> CHECKIN: closed before connect; it parks again */
+	PS_CLAIM_PARKED,   /* (not defer) PARKED -> TAKEN: the number is going away */
+	PS_CLAIM_CLOSED,   /* (defer) PARKED: the program closed this number already */
 };
 /* close(): takes the record from the program.  defer: false when the number
  * is going away whatever the shim does (dup2 onto it, or it was already
@@ -59,6 +65,17 @@ enum ps_claim ps_life_claim(struct ps_conn *c, bool defer);
 bool ps_life_pool(struct ps_conn *c);
 /* IDLE -> TAKEN (caller holds the pool lock). */
 bool ps_life_take(struct ps_conn *c);
+/* TAKEN -> IDLE: a connection moved into the pool from elsewhere (a parked
+ * one, park.h), under the pool lock. */
+bool ps_life_pool_taken(struct ps_conn *c);
+
+/* Parking (park.h): CHECKIN -> PARKED; PARKED -> TAKEN by whoever takes it;
+ * TAKEN -> PARKED (taken by mistake, given back); TAKEN -> WARM (socket()
+ * gave it back to the program). */
+bool ps_life_park(struct ps_conn *c);
+bool ps_life_unpark(struct ps_conn *c);
+bool ps_life_repark(struct ps_conn *c);
+bool ps_life_warm(struct ps_conn *c);
 
 /* The program closed the number of c's hidden descriptor. */
 void ps_life_mark_hidden_closed(struct ps_conn *c);

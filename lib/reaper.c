@@ -8,6 +8,7 @@
 #include "config.h"
 #include "state.h"
 #include "stats.h"
+#include "park.h"
 
 #include <pthread.h>
 #include <signal.h>
@@ -16,11 +17,13 @@
 
 static pthread_cond_t cond;
 static bool started;     /* under the pool lock */
-static bool waiting_empty; /* the thread sleeps until a checkin: under the pool lock */
+static bool waiting_empty; /* the thread sleeps until a checkin: under the pool lock; read atomically by parking */
+static uint64_t wakes_at;  /* when the thread wakes next (UINT64_MAX: not planned); atomic */
 
 static void *reaper_main(void *arg)
 {
 	(void)arg;
+	bool quiet = false; /* the last pass found nothing to expire */
 	ps_lock();
 	for (;;) {
 		uint64_t now = ps_now_ns();
@@ -35,10 +38,30 @@ static void *reaper_main(void *arg)
 			continue;
 		}
 		uint64_t next = ps_pool_next_expiry(&ps_g.pool, ps_config.idle_timeout_ns);
+		/* parked connections (park.h) are not in the pool: walked without
+		 * the lock, since closing them makes syscalls */
+		ps_unlock();
+		uint64_t parked = ps_park_reap(now);
+		ps_lock();
+		if (parked < next)
+			next = parked;
+		/* nothing to expire: while connections are being parked and
+		 * taken again, one idle timeout of looking costs a wake-up, where
+		 * sleeping until a checkin would cost each park a syscall */
+		if (next == UINT64_MAX && !quiet) {
+			quiet = true;
+			next = now + ps_config.idle_timeout_ns;
+		} else if (next != UINT64_MAX) {
+			quiet = false;
+		}
+		__atomic_store_n(&wakes_at, next, __ATOMIC_RELAXED);
 		if (next == UINT64_MAX) {
-			waiting_empty = true;
-			pthread_cond_wait(&cond, &ps_g.lock);
-			waiting_empty = false;
+			__atomic_store_n(&waiting_empty, true, __ATOMIC_RELAXED);
+			/* a park that came between the walk and here has kicked
+			 * no one: look again before sleeping */
+			if (__atomic_load_n(&ps_parked_count, __ATOMIC_RELAXED) == 0)
+				pthread_cond_wait(&cond, &ps_g.lock);
+			__atomic_store_n(&waiting_empty, false, __ATOMIC_RELAXED);
 		} else {
 			/* the condvar runs on CLOCK_MONOTONIC, as ps_now_ns does */
 			uint64_t wait = next - now;
@@ -96,8 +119,22 @@ void ps_reaper_kick(void)
 	ps_unlock();
 }
 
+void ps_reaper_kick_parked(uint64_t expiry)
+{
+	/* the hit path: a syscall only when the thread would sleep past this */
+	if (!ps_g.reaper || !__atomic_load_n(&started, __ATOMIC_RELAXED) ||
+	    (!__atomic_load_n(&waiting_empty, __ATOMIC_RELAXED) &&
+	     expiry >= __atomic_load_n(&wakes_at, __ATOMIC_RELAXED)))
+		return;
+	if (ps_lock() < 0)
+		return;
+	pthread_cond_signal(&cond);
+	ps_unlock();
+}
+
 void ps_reaper_forget(void)
 {
 	started = false;
 	waiting_empty = false;
+	wakes_at = 0;
 }

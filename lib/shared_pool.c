@@ -12,6 +12,7 @@
 #include "lifecycle.h"
 #include "probe.h"
 #include "state.h"
+#include "park.h"
 #include "stats.h"
 #include "sys.h"
 
@@ -114,6 +115,7 @@ void ps_shared_exit(void)
 	if (!ps_config.shared || !ps_g.ready)
 		return;
 	ps_check_fork();
+	ps_park_flush(); /* park.h: parked connections are offered too */
 	if (ps_lock() < 0)
 		return;
 	struct ps_conn *list = ps_pool_drain(&ps_g.pool);

@@ -4,6 +4,7 @@
 #include "config.h"
 #include "fdtable.h"
 #include "lifecycle.h"
+#include "park.h"
 #include "log.h"
 #include "probe.h"
 #include "ready.h"
@@ -228,7 +229,7 @@ void ps_unsafe_add_locked(const struct ps_key *k)
 		ps_slab_free(&ps_g.unsafe_slab, u);
 		return;
 	}
-	ps_g.n_unsafe++;
+	__atomic_store_n(&ps_g.n_unsafe, ps_g.n_unsafe + 1, __ATOMIC_RELEASE);
 	char buf[160];
 	ps_key_format(k, buf, sizeof buf);
 	PS_LOG_INFO("destination %s marked unsafe for pooling", buf);
@@ -236,6 +237,9 @@ void ps_unsafe_add_locked(const struct ps_key *k)
 
 bool ps_unsafe_has(const struct ps_key *k)
 {
+	/* the fast path asks at every hit: no lock while the set is empty */
+	if (__atomic_load_n(&ps_g.n_unsafe, __ATOMIC_ACQUIRE) == 0)
+		return false;
 	if (ps_lock() < 0)
 		return true; /* cannot look: assume the worst */
 	bool r = ps_unsafe_has_locked(k);
@@ -290,9 +294,11 @@ static void release(struct ps_conn *old, int number, bool stale)
 		ps_release_hidden(old);
 	} else if (number == old->fd) {
 		enum ps_claim claim = ps_life_claim(old, false);
-		if (claim == PS_CLAIM_FRESH || claim == PS_CLAIM_ACTIVE) {
+		if (claim == PS_CLAIM_FRESH || claim == PS_CLAIM_ACTIVE || claim == PS_CLAIM_WARM) {
 			__atomic_store_n(&old->fd, -1, __ATOMIC_RELAXED);
 			ps_life_end(old);
+		} else if (claim == PS_CLAIM_PARKED) {
+			ps_park_release(old); /* the number was (or is being) closed for real */
 		}
 	}
 }
@@ -319,7 +325,9 @@ static void taint_shared(int fd, struct ps_conn *c, void *arg)
 {
 	(void)fd;
 	(void)arg;
-	if (fd == c->fd)
+	int st = ps_conn_state(c);
+	/* a parked number's copy is closed in the child at once (park.h) */
+	if (fd == c->fd && st != PS_PARKED && st != PS_TAKEN)
 		ps_conn_add_taint(c, PS_T_SHARED);
 }
 
@@ -352,7 +360,7 @@ static void close_hidden_in_child(int fd, struct ps_conn *c, void *arg)
 			ps_sys.close(fd);
 		c->hidden = -1;
 		ps_fd_cas(fd, c, NULL);
-	} else {
+	} else if (!ps_park_forget_in_child(fd, c)) {
 		ps_conn_add_taint(c, PS_T_SHARED);
 	}
 }
@@ -383,7 +391,9 @@ static void abandon_in_raw_child(int fd, struct ps_conn *c, void *arg)
 	(void)arg;
 	/* an idle record's hidden fd and cookie do not change while it is
 	 * idle, so they are safe to read even if a list update was cut short */
-	if (fd == c->hidden && ps_probe_same(fd, c->cookie))
+	int st = ps_conn_state(c);
+	bool parked = fd == c->fd && (st == PS_PARKED || st == PS_TAKEN);
+	if ((fd == c->hidden || parked) && ps_probe_same(fd, c->cookie))
 		ps_sys.close(fd); /* the parent keeps its copy: no FIN */
 }
 
@@ -409,6 +419,7 @@ void ps_after_raw_fork(void)
 	ps_g.n_unsafe = 0;
 	ps_g.orphans = NULL;
 	ps_g.generation++;
+	__atomic_store_n(&ps_parked_count, 0, __ATOMIC_RELAXED);
 	ps_reaper_forget();
 	ps_unused_reset();
 	ps_g.fork_page->alive = 1;

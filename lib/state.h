@@ -130,6 +130,9 @@ static inline void ps_check_fork(void)
  * constructor); a checkin wakes it when the pool was empty. */
 void ps_reaper_start(void);
 void ps_reaper_kick(void);
+/* A connection was parked (park.h) that expires at `expiry`: wakes the
+ * thread only when it would sleep past that. */
+void ps_reaper_kick_parked(uint64_t expiry);
 /* In a forked child the thread is gone: the next kick starts a new one. */
 void ps_reaper_forget(void);
 

@@ -40,6 +40,8 @@ static const char *const names[PS_ST_COUNT] = {
 	[PS_ST_LATE_BYTES] = "late_bytes",
 	[PS_ST_SHARED_TAKEN] = "shared_taken",
 	[PS_ST_SHARED_OFFERED] = "shared_offered",
+	[PS_ST_PARKED] = "parked",
+	[PS_ST_SETTLED] = "settled",
 };
 
 const char *ps_stat_name(enum ps_stat s) { return names[s]; }

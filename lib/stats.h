@@ -39,6 +39,8 @@ enum ps_stat {
 	PS_ST_LATE_BYTES,           /* a reused connection replaced before its first write */
 	PS_ST_SHARED_TAKEN,    /* connections received from the keeper (shared.h) */
 	PS_ST_SHARED_OFFERED,  /* idle connections handed to the keeper */
+	PS_ST_PARKED,          /* checkins kept on the program's own number (park.h) */
+	PS_ST_SETTLED,         /* warm sockets made fresh: another destination, bind, ... */
 	PS_ST_COUNT
 };
 

@@ -1,6 +1,8 @@
 /* Owns the default (raw syscall) implementation of struct ps_sys. */
 #include "sys.h"
+#include "libc.h"
 
+#include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
@@ -95,8 +97,8 @@ static pid_t raw_wait4(pid_t pid, int *status, int options)
 }
 
 /* posix_spawn is vfork-like (no atfork handlers run, the parent waits only
- * for the exec) and interposes nothing: a clean way out of a program the
- * shim is loaded in.  The child gets a session of its own (no controlling
+ * for the exec): a clean way out of a program the shim is loaded in.  It is
+ * libc's (ps_libc), not the shim's wrapper.  The child gets a session of its own (no controlling
  * terminal), default signal dispositions, an empty mask, /dev/null on 0-2
  * and no other descriptor of the program. */
 static int libc_spawn(pid_t *pid, const char *path, char *const argv[], char *const envp[])
@@ -128,7 +130,7 @@ static int libc_spawn(pid_t *pid, const char *path, char *const argv[], char *co
 	if (!r)
 		r = posix_spawnattr_setsigdefault(&at, &all);
 	if (!r)
-		r = posix_spawn(pid, path, NULL, &at, argv, envp);
+		r = ps_libc.posix_spawn ? ps_libc.posix_spawn(pid, path, &fa, &at, argv, envp) : ENOSYS;
 	posix_spawnattr_destroy(&at);
 	posix_spawn_file_actions_destroy(&fa);
 	return r;

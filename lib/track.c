@@ -9,6 +9,7 @@
 #include "state.h"
 #include "sys.h"
 #include "lifecycle.h"
+#include "park.h"
 #include "stats.h"
 
 #include <errno.h>
@@ -243,7 +244,10 @@ void ps_track_setsockopt_after(struct ps_conn *c, int level, int name, const voi
 	}
 	memcpy(o->value, val, len);
 	o->len = (uint8_t)len;
+	o->this_use = 1;
 }
+
+bool ps_track_option_carried(int level, int name) { return classify(level, name) == OPT_RESET; }
 
 void ps_track_epoll_ctl(struct ps_conn *c, int epfd, int op, const struct epoll_event *ev, int ret)
 {
@@ -320,7 +324,7 @@ int ps_fd_pressure(int err)
 		ps_life_take(c);
 	ps_unlock();
 	if (!c)
-		return 0;
+		return ps_park_evict_one(); /* park.h: a parked number is one more free */
 	ps_stat_inc(PS_ST_EVICTED);
 	ps_life_end(c);
 	return 1;

@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <sys/ioctl.h>
 #include <pthread.h>
+#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -100,6 +101,15 @@ static void bind_all(void)
 	BIND(openat, openat);
 	BIND(openat64, openat64);
 	ps_libc.fork = lookup("fork", NULL);
+	BIND(execve, execve);
+	BIND(execv, execv);
+	BIND(execvp, execvp);
+	BIND(execvpe, execvpe);
+	BIND(fexecve, fexecve);
+	BIND(posix_spawn, posix_spawn);
+	BIND(posix_spawnp, posix_spawnp);
+	BIND(system, system);
+	BIND(popen, popen);
 	__atomic_store_n(&ps_real_ready, 1, __ATOMIC_RELEASE);
 }
 

@@ -172,11 +172,22 @@ Test(safety, last_io_write_not_pooled)
 }
 
 /* Two requests, one answer read, the second answer queued unread at close.
- * The checkout peek would also catch it: refused_pending_bytes proves the
- * checkin refused it. */
+ * Parked on its number, the connection's health is proved by the next
+ * connect's peek, which finds the bytes: nothing is reused. */
 Test(safety, unread_bytes_not_pooled)
 {
 	scenario_test(&proc, "unread", false, NULL, NULL, 2, NULL);
+	ASSERT_STAT(proc, "stale_at_checkout", ==, 1);
+	ASSERT_STAT(proc, "reuse_hits", ==, 0);
+}
+
+/* The same on the pool's own path (no parking): the checkin's peek on its
+ * hidden copy refuses it (refused_pending_bytes). */
+static const char *const no_park[] = { "POOLSHIM_PARK=0", NULL };
+
+Test(safety, unread_bytes_not_pooled_from_the_pool)
+{
+	scenario_test(&proc, "unread", false, NULL, NULL, 2, no_park);
 	ASSERT_STAT(proc, "refused_pending_bytes", ==, 1);
 	ASSERT_STAT(proc, "reuse_hits", ==, 0);
 }
@@ -353,6 +364,33 @@ Test(safety, closefrom_then_files_untouched)
 Test(safety, dup2_onto_hidden_fd)
 {
 	scenario_test(&proc, "dup2_onto_hidden", false, NULL, NULL, 2, debug_log);
+	assert_checkout_met_no_replaced_fd(&proc);
+	ASSERT_STAT(proc, "reuse_hits", ==, 0);
+}
+
+/* The three above with parking off: the numbers they close or replace are
+ * then the pool's hidden descriptors themselves. */
+static const char *const debug_log_no_park[] = { "POOLSHIM_LOG=debug", "POOLSHIM_PARK=0", NULL };
+
+Test(safety, close_range_libc_then_files_untouched_from_the_pool)
+{
+	scenario_test(&proc, "close_range_libc", false, NULL, NULL, 3, debug_log_no_park);
+	assert_checkout_met_no_replaced_fd(&proc);
+	ASSERT_STAT(proc, "identity_mismatches", ==, 0);
+	ASSERT_STAT(proc, "reuse_hits", ==, 0);
+}
+
+Test(safety, closefrom_then_files_untouched_from_the_pool)
+{
+	scenario_test(&proc, "closefrom", false, NULL, NULL, 3, debug_log_no_park);
+	assert_checkout_met_no_replaced_fd(&proc);
+	ASSERT_STAT(proc, "identity_mismatches", ==, 0);
+	ASSERT_STAT(proc, "reuse_hits", ==, 0);
+}
+
+Test(safety, dup2_onto_hidden_fd_from_the_pool)
+{
+	scenario_test(&proc, "dup2_onto_hidden", false, NULL, NULL, 2, debug_log_no_park);
 	assert_checkout_met_no_replaced_fd(&proc);
 	ASSERT_STAT(proc, "reuse_hits", ==, 0);
 }

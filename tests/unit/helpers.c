@@ -9,6 +9,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <spawn.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -180,6 +181,7 @@ int t_log_total_lines(void) { return t_log_count_lines(NULL); }
 void t_libc_fill(void)
 {
 	struct ps_libc *l = &ps_libc;
+	l->posix_spawn = posix_spawn;
 	l->socket = socket;
 	l->connect = connect;
 	l->close = close;
