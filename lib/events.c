@@ -103,6 +103,8 @@ int ps_setsockopt(int fd, int level, int name, const void *val, socklen_t len)
 		return -1;
 	if (!c)
 		return ps_libc.setsockopt(fd, level, name, val, len);
+	if (ps_track_setsockopt_redundant(c, level, name, val, len))
+		return 0;
 	int saved = errno;
 	ps_track_setsockopt_before(c, fd, level, name);
 	errno = saved;

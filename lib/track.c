@@ -249,6 +249,18 @@ void ps_track_setsockopt_after(struct ps_conn *c, int level, int name, const voi
 
 bool ps_track_option_carried(int level, int name) { return classify(level, name) == OPT_RESET; }
 
+bool ps_track_setsockopt_redundant(struct ps_conn *c, int level, int name, const void *val, socklen_t len)
+{
+	/* TCP_QUICKACK acts when it is set, whatever its value was */
+	if (ps_conn_state(c) != PS_WARM || !val || (level == IPPROTO_TCP && name == TCP_QUICKACK))
+		return false;
+	struct ps_opt *o = find_opt(c, level, name);
+	if (!o || o->len != len || memcmp(o->value, val, len) != 0)
+		return false;
+	o->this_use = 1;
+	return true;
+}
+
 void ps_track_epoll_ctl(struct ps_conn *c, int epfd, int op, const struct epoll_event *ev, int ret)
 {
 	if (ret < 0)

@@ -30,6 +30,10 @@ void ps_track_setsockopt_after(struct ps_conn *c, int level, int name, const voi
 /* An option the pool carries from user to user (reset to its default for
  * the next one), as opposed to one that shapes the key or taints. */
 bool ps_track_option_carried(int level, int name);
+/* setsockopt on a warm socket (park.h) of the value the socket has from
+ * its last user: recorded as this user's, with no call to make.  False:
+ * the program's call must be made. */
+bool ps_track_setsockopt_redundant(struct ps_conn *c, int level, int name, const void *val, socklen_t len);
 void ps_track_bind(struct ps_conn *c, const struct sockaddr *sa, socklen_t len, int ret);
 void ps_track_nonblock(struct ps_conn *c, int on);
 void ps_track_cloexec(struct ps_conn *c, int on);

@@ -398,6 +398,22 @@ static int run_fdlist(bool use_spawn, char *out, size_t cap)
 	return s ? atoi(s + 8) : -1;
 }
 
+/* fdlist through popen (and so /bin/sh -c): glibc reaches posix_spawn
+ * from there without a call any preload can see. */
+static int run_fdlist_popen(char *out, size_t cap)
+{
+	const char *fdlist = getenv("FDLIST");
+	REQUIRE(fdlist && *fdlist, "FDLIST is not set");
+	fflush(NULL);
+	FILE *p = popen(fdlist, "r");
+	REQUIRE(p, "popen %s: %s", fdlist, strerror(errno));
+	size_t len = fread(out, 1, cap - 1, p);
+	out[len] = '\0';
+	CHECK(pclose(p) == 0, "fdlist through popen: exit status");
+	const char *s = strstr(out, "sockets=");
+	return s ? atoi(s + 8) : -1;
+}
+
 static void sc_exec_no_hidden(void)
 {
 	char out[4096];
@@ -409,8 +425,16 @@ static void sc_exec_no_hidden(void)
 		CHECK(n == 1, "expected the pooled connection on one hidden fd, found %d sockets", n);
 	int k = run_fdlist(false, out, sizeof out);
 	CHECK(k == 0, "fork+exec: the new program inherited %d sockets:\n%s", k, out);
+	/* a cycle between the children: each one's wrapper has to do its own
+	 * work, not find the last one's close-on-exec still set */
+	long between = cycle(port, "e-spawn");
+	CHECK(!reuse_check || between == x, "the idle connection was not reused before posix_spawn");
 	k = run_fdlist(true, out, sizeof out);
 	CHECK(k == 0, "posix_spawn: the new program inherited %d sockets:\n%s", k, out);
+	between = cycle(port, "e-popen");
+	CHECK(!reuse_check || between == x, "the idle connection was not reused before popen");
+	k = run_fdlist_popen(out, sizeof out);
+	CHECK(k == 0, "popen: the new program inherited %d sockets:\n%s", k, out);
 	long y = cycle(port, "e2");
 	info("connid before %ld, after the children %ld", x, y);
 	if (reuse_check)
