@@ -8,6 +8,7 @@
 #include "real.h"
 #include "park.h"
 
+#include <errno.h>
 #include <spawn.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -44,11 +45,16 @@ int fexecve(int fd, char *const argv[], char *const envp[])
 	return real()->fexecve(fd, argv, envp);
 }
 
-/* The arguments of an execl call after arg0, up to its NULL. */
+/* More arguments than fit in any exec's argument space (ARG_MAX is far
+ * below this many pointers). */
+#define MAX_EXECL_ARGS 65536
+
+/* The arguments of an execl call, arg0 included, up to its NULL;
+ * MAX_EXECL_ARGS past the limit. */
 static size_t count_args(va_list ap)
 {
 	size_t n = 1;
-	while (va_arg(ap, char *))
+	while (va_arg(ap, char *) && n < MAX_EXECL_ARGS)
 		n++;
 	return n;
 }
@@ -68,6 +74,11 @@ int execl(const char *path, const char *arg0, ...)
 	va_copy(again, ap);
 	size_t n = count_args(ap);
 	va_end(ap);
+	if (n >= MAX_EXECL_ARGS) {
+		va_end(again);
+		errno = E2BIG;
+		return -1;
+	}
 	char *argv[n + 1];
 	collect_args(argv, n, arg0, again);
 	va_end(again);
@@ -81,6 +92,11 @@ int execlp(const char *file, const char *arg0, ...)
 	va_copy(again, ap);
 	size_t n = count_args(ap);
 	va_end(ap);
+	if (n >= MAX_EXECL_ARGS) {
+		va_end(again);
+		errno = E2BIG;
+		return -1;
+	}
 	char *argv[n + 1];
 	collect_args(argv, n, arg0, again);
 	va_end(again);
@@ -95,6 +111,11 @@ int execle(const char *path, const char *arg0, ...)
 	size_t n = count_args(ap);
 	char *const *envp = va_arg(ap, char *const *); /* after the NULL */
 	va_end(ap);
+	if (n >= MAX_EXECL_ARGS) {
+		va_end(again);
+		errno = E2BIG;
+		return -1;
+	}
 	char *argv[n + 1];
 	collect_args(argv, n, arg0, again);
 	va_end(again);
