@@ -45,8 +45,9 @@
  * Exit status: 0 iff mismatches == 0 and errors == 0; 2 on usage errors.
  *
  * Bounded: every socket has SO_RCVTIMEO and SO_SNDTIMEO of 5 s (connect
- * included), and a response must be complete within 5 s of its request, so
- * a silent or trickling server cannot hang a run. SIGPIPE is ignored.
+ * included), and no read or write starts later than 5 s after the request's
+ * first write did, so a silent or trickling server costs a request at most
+ * about 10 s (then counted as an error), never a hang. SIGPIPE is ignored.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE /* memmem */
