@@ -59,6 +59,7 @@ int ps_socket(int domain, int type, int protocol)
 {
 	if (ps_g.ready && !ps_config.disable && poolable_kind(domain, type, protocol)) {
 		ps_check_fork();
+		ps_park_thread_start();
 		int warm = ps_park_reissue(domain, type, protocol);
 		if (warm >= 0)
 			return warm;

@@ -398,8 +398,10 @@ int ps_checkin(struct ps_conn *c, int fd)
 	uint64_t now = ps_now_ns();
 	enum ps_stat why = refusal(c, now);
 	if (!why) {
-		c->last_used_ns = now;
-		c->idle_limit_ns = keepalive_limit(ps_proto_keepalive_ms(&c->proto));
+		/* atomic: the reaper's walk of parked numbers reads them (park.c) */
+		__atomic_store_n(&c->last_used_ns, now, __ATOMIC_RELAXED);
+		__atomic_store_n(&c->idle_limit_ns, keepalive_limit(ps_proto_keepalive_ms(&c->proto)),
+				 __ATOMIC_RELAXED);
 		c->reused = false;
 		if (ps_park(c, fd))
 			return 0; /* park.h: it stays on fd, which now looks closed */

@@ -19,6 +19,7 @@
 #include "events.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -26,18 +27,28 @@
 
 int ps_parked_count;
 
-/* The thread's last parked connection, and which incarnation it was. */
+/* The thread's last parked connection, and which incarnation it was.
+ * registered: the thread has a key destructor (thread_gone), so what it
+ * parked goes to the pool when it exits, for the threads that remain. */
 static __thread struct {
 	struct ps_conn *c;
 	uint32_t seq;
+	bool registered;
 } slot __attribute__((tls_model("initial-exec")));
 
+static pthread_key_t thread_key;
+static pthread_once_t key_once = PTHREAD_ONCE_INIT;
+static bool key_made;
+
+/* Read by the reaper's walk while the owner may be taking the record:
+ * relaxed atomics, and the walk acts only after its own CAS. */
 static uint64_t expiry(const struct ps_conn *c)
 {
 	uint64_t t = ps_config.idle_timeout_ns;
-	if (c->idle_limit_ns && c->idle_limit_ns < t)
-		t = c->idle_limit_ns;
-	return c->last_used_ns + t;
+	uint64_t limit = __atomic_load_n(&c->idle_limit_ns, __ATOMIC_RELAXED);
+	if (limit && limit < t)
+		t = limit;
+	return __atomic_load_n(&c->last_used_ns, __ATOMIC_RELAXED) + t;
 }
 
 static void count(int d) { __atomic_add_fetch(&ps_parked_count, d, __ATOMIC_RELAXED); }
@@ -115,9 +126,34 @@ static void demote(struct ps_conn *c)
 	ps_pool_keep(c, ps_now_ns());
 }
 
+static void thread_gone(void *unused)
+{
+	(void)unused;
+	struct ps_conn *c = slot.c;
+	slot.c = NULL;
+	if (c && ps_conn_seq(c) == slot.seq && ps_life_unpark(c)) {
+		count(-1);
+		demote(c);
+	}
+}
+
+static void make_key(void) { key_made = pthread_key_create(&thread_key, thread_gone) == 0; }
+
+void ps_park_thread_start(void)
+{
+	if (__builtin_expect(slot.registered, 1))
+		return;
+	pthread_once(&key_once, make_key);
+	/* a non-NULL value makes the destructor run at the thread's exit */
+	slot.registered = key_made && pthread_setspecific(thread_key, (void *)1) == 0;
+}
+
 bool ps_park(struct ps_conn *c, int fd)
 {
-	if (!ps_config.park || fd <= 2 ||
+	/* a thread that never called socket() (it closes what others made)
+	 * has no destructor: its connections go to the pool, where all can
+	 * reach them */
+	if (!ps_config.park || fd <= 2 || !slot.registered ||
 	    __atomic_load_n(&ps_parked_count, __ATOMIC_RELAXED) >= (int)ps_config.max_idle)
 		return false;
 	/* the number must still hold the connection: closed behind the
@@ -419,7 +455,7 @@ static void reap_one(int fd, struct ps_conn *c, void *arg)
 	struct reap_walk *w = arg;
 	if (w->done || fd != __atomic_load_n(&c->fd, __ATOMIC_RELAXED) || ps_conn_state(c) != PS_PARKED)
 		return;
-	if (!w->evict_one && expiry(c) > w->now && !ps_conn_expired(c, w->now)) {
+	if (!w->evict_one && expiry(c) > w->now) {
 		if (expiry(c) < w->next)
 			w->next = expiry(c);
 		return;
@@ -502,4 +538,47 @@ void ps_park_flush(void)
 	if (__atomic_load_n(&ps_parked_count, __ATOMIC_RELAXED) > 0)
 		ps_fd_foreach(flush_one, NULL);
 	slot.c = NULL;
+}
+
+/* (fd, c) is a parked number: what the program closed. */
+static bool parked_at(int fd)
+{
+	struct ps_conn *c = fd >= 0 ? ps_fd_get(fd) : NULL;
+	if (!c || __atomic_load_n(&c->fd, __ATOMIC_RELAXED) != fd)
+		return false;
+	int st = ps_conn_state(c);
+	return st == PS_PARKED || st == PS_TAKEN;
+}
+
+int ps_park_poll_hide(struct pollfd *fds, nfds_t n, struct ps_parked_in_poll *p)
+{
+	p->n = 0;
+	if (__atomic_load_n(&ps_parked_count, __ATOMIC_RELAXED) == 0)
+		return 0;
+	for (nfds_t i = 0; i < n && p->n < PS_MAX_PARKED_IN_POLL; i++)
+		if (parked_at(fds[i].fd)) {
+			p->at[p->n] = i;
+			p->number[p->n++] = fds[i].fd;
+			fds[i].fd = -1; /* the kernel skips it */
+		}
+	return p->n;
+}
+
+int ps_park_poll_show(struct pollfd *fds, const struct ps_parked_in_poll *p, int r)
+{
+	for (int j = 0; j < p->n; j++) {
+		fds[p->at[j]].fd = p->number[j];
+		fds[p->at[j]].revents = POLLNVAL;
+	}
+	return r < 0 ? r : r + p->n;
+}
+
+bool ps_park_in_sets(int n, const fd_set *r, const fd_set *w, const fd_set *e)
+{
+	if (__atomic_load_n(&ps_parked_count, __ATOMIC_RELAXED) == 0)
+		return false;
+	for (int fd = 0; fd < n && fd < FD_SETSIZE; fd++)
+		if (((r && FD_ISSET(fd, r)) || (w && FD_ISSET(fd, w)) || (e && FD_ISSET(fd, e))) && parked_at(fd))
+			return true;
+	return false;
 }

@@ -30,7 +30,9 @@
 #include "conn.h"
 
 #include <stdbool.h>
+#include <poll.h>
 #include <stdint.h>
+#include <sys/select.h>
 #include <sys/socket.h>
 
 /* Records in PS_PARKED (atomic). */
@@ -40,6 +42,10 @@ extern int ps_parked_count;
  * (the program's close is complete); false: the caller pools it the slow
  * way. */
 bool ps_park(struct ps_conn *c, int fd);
+
+/* socket(), before anything: the thread can park from now on (at its
+ * exit, what it parked goes to the pool). */
+void ps_park_thread_start(void);
 
 /* socket(): this thread's parked connection of the kind, back on its
  * number as the program's new socket (WARM), or -1. */
@@ -73,6 +79,21 @@ bool ps_park_forget_in_child(int fd, struct ps_conn *c);
  * onto it, close_range, a number the kernel handed out again): forgets it
  * without closing the number. */
 void ps_park_release(struct ps_conn *c);
+
+/* poll and ppoll: a parked number in the set is reported POLLNVAL, as a
+ * closed one.  hide takes them out of the set (fd -1: the kernel skips it)
+ * and returns how many; show puts them back, POLLNVAL, counted in the
+ * call's result r. */
+#define PS_MAX_PARKED_IN_POLL 64
+struct ps_parked_in_poll {
+	int n;
+	nfds_t at[PS_MAX_PARKED_IN_POLL];
+	int number[PS_MAX_PARKED_IN_POLL];
+};
+int ps_park_poll_hide(struct pollfd *fds, nfds_t n, struct ps_parked_in_poll *p);
+int ps_park_poll_show(struct pollfd *fds, const struct ps_parked_in_poll *p, int r);
+/* select and pselect: true when a set holds a parked number (EBADF). */
+bool ps_park_in_sets(int n, const fd_set *r, const fd_set *w, const fd_set *e);
 
 /* At exit: parked connections move to the pool, so that --shared can offer
  * them (shared.h). */

@@ -7,6 +7,7 @@
 #include "fdtable.h"
 #include "libc.h"
 #include "lifecycle.h"
+#include "park.h"
 #include "probe.h"
 #include "resend.h"
 
@@ -141,8 +142,24 @@ static int poll_scrubbed(const struct poll_call *k, struct pollfd *fds, nfds_t n
 	return r;
 }
 
+/* A parked number (park.h) in the set is a closed descriptor to the
+ * program: POLLNVAL, and the call returns at once, as the kernel's does. */
+static int poll_with_parked(struct pollfd *fds, nfds_t n, const sigset_t *mask, bool is_ppoll,
+			    const struct ps_parked_in_poll *p)
+{
+	struct timespec zero = { 0, 0 };
+	int r = is_ppoll ? ps_libc.ppoll(fds, n, &zero, mask) : ps_libc.poll(fds, n, 0);
+	int saved = errno;
+	r = ps_park_poll_show(fds, p, r);
+	errno = saved;
+	return r;
+}
+
 int ps_poll(struct pollfd *fds, nfds_t n, int timeout_ms)
 {
+	struct ps_parked_in_poll p;
+	if (ps_park_poll_hide(fds, n, &p))
+		return poll_with_parked(fds, n, NULL, false, &p);
 	if (!watching())
 		return ps_libc.poll(fds, n, timeout_ms);
 	struct poll_call k = { .timeout_ms = timeout_ms, .start = ps_now_ns() };
@@ -151,6 +168,9 @@ int ps_poll(struct pollfd *fds, nfds_t n, int timeout_ms)
 
 int ps_ppoll(struct pollfd *fds, nfds_t n, const struct timespec *t, const sigset_t *mask)
 {
+	struct ps_parked_in_poll p;
+	if (ps_park_poll_hide(fds, n, &p))
+		return poll_with_parked(fds, n, mask, true, &p);
 	if (!watching())
 		return ps_libc.ppoll(fds, n, t, mask);
 	struct poll_call k = { .is_ppoll = true, .ts = t, .mask = mask, .start = ps_now_ns() };
@@ -231,6 +251,10 @@ static int select_scrubbed(const struct select_call *k, int n, fd_set *r, fd_set
 
 int ps_select(int n, fd_set *r, fd_set *w, fd_set *e, struct timeval *t)
 {
+	if (ps_park_in_sets(n, r, w, e)) {
+		errno = EBADF; /* park.h: a parked number is a closed one */
+		return -1;
+	}
 	if (!watching())
 		return ps_libc.select(n, r, w, e, t);
 	struct select_call k = { .tv = t };
@@ -239,6 +263,10 @@ int ps_select(int n, fd_set *r, fd_set *w, fd_set *e, struct timeval *t)
 
 int ps_pselect(int n, fd_set *r, fd_set *w, fd_set *e, const struct timespec *t, const sigset_t *mask)
 {
+	if (ps_park_in_sets(n, r, w, e)) {
+		errno = EBADF;
+		return -1;
+	}
 	if (!watching())
 		return ps_libc.pselect(n, r, w, e, t, mask);
 	struct select_call k = { .is_pselect = true, .ts = t, .mask = mask, .start = ps_now_ns() };

@@ -10,6 +10,7 @@
 #include "lifecycle.h"
 #include "libc.h"
 #include "park.h"
+#include "ready.h"
 #include "state.h"
 #include "stats.h"
 #include "steps.h"
@@ -21,6 +22,8 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <pthread.h>
+#include <sys/select.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -625,4 +628,59 @@ Test(park, parking_off_keeps_every_number_free)
 	cr_assert_eq(w_close(fd), 0);
 	cr_assert_eq(ps_parked_count, 0);
 	cr_assert_eq(fcntl(fd, F_GETFD), -1);
+}
+
+Test(park, poll_reports_a_parked_number_invalid_and_select_fails_with_ebadf)
+{
+	int fd;
+	int s = first_cycle(&fd);
+	cr_assert_eq(write(s, "x", 1), 1); /* readable, were it open */
+	int pfd[2];
+	cr_assert_eq(pipe(pfd), 0);
+	struct pollfd p[2] = { { .fd = fd, .events = POLLIN }, { .fd = pfd[0], .events = POLLIN } };
+	cr_assert_eq(ps_poll(p, 2, 5000), 1, "poll waited, or saw the parked socket");
+	cr_assert_eq(p[0].fd, fd, "the program's set is as it was");
+	cr_assert_eq(p[0].revents, POLLNVAL);
+	cr_assert_eq(p[1].revents, 0);
+	struct timespec zero = { 0, 0 };
+	p[0].revents = 0;
+	cr_assert_eq(ps_ppoll(p, 1, &zero, NULL), 1);
+	cr_assert_eq(p[0].revents, POLLNVAL);
+	fd_set r;
+	FD_ZERO(&r);
+	FD_SET(fd, &r);
+	struct timeval tv = { 5, 0 };
+	errno = 0;
+	assert_ebadf(ps_select(fd + 1, &r, NULL, NULL, &tv), "select");
+	close(pfd[0]);
+	close(pfd[1]);
+}
+
+static struct sockaddr_in thread_dst;
+static int thread_server = -1;
+
+static void *one_cycle_and_exit(void *arg)
+{
+	(void)arg;
+	int fd = w_socket(SOCK_STREAM);
+	cr_assert_eq(w_connect(fd, (struct sockaddr *)&thread_dst, sizeof thread_dst), 0);
+	thread_server = t_accept(lfd, 2000);
+	exchange(fd, thread_server, "t\n", "1\n");
+	cr_assert_eq(w_close(fd), 0);
+	cr_assert_eq(ps_parked_count, 1, "parked by its thread");
+	return NULL;
+}
+
+Test(park, a_thread_that_exits_leaves_its_parked_connection_to_the_pool)
+{
+	thread_dst = dst;
+	pthread_t t;
+	cr_assert_eq(pthread_create(&t, NULL, one_cycle_and_exit, NULL), 0);
+	cr_assert_eq(pthread_join(t, NULL), 0);
+	cr_assert_eq(ps_parked_count, 0);
+	cr_assert_eq(ps_g.pool.total, 1u, "the exiting thread's connection waits in the pool");
+	int fd = w_socket(SOCK_STREAM);
+	cr_assert_eq(w_connect(fd, DST), 0);
+	cr_assert_eq(last_hit, 1, "another thread reuses it");
+	exchange(fd, thread_server, "m\n", "2\n");
 }
