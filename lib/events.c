@@ -499,6 +499,29 @@ int ps_epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
 	return r;
 }
 
+int ps_getsockname(int fd, struct sockaddr *sa, socklen_t *len)
+{
+	bool fail;
+	settled(fd, &fail); /* a fresh socket has no local address yet */
+	return fail ? -1 : ps_libc.getsockname(fd, sa, len);
+}
+
+int ps_getpeername(int fd, struct sockaddr *sa, socklen_t *len)
+{
+	bool fail;
+	settled(fd, &fail); /* nor a peer */
+	return fail ? -1 : ps_libc.getpeername(fd, sa, len);
+}
+
+int ps_fstat(int fd, void *st, int is64)
+{
+	bool fail;
+	as_is(fd, &fail); /* a socket either way */
+	if (fail)
+		return -1;
+	return is64 ? ps_libc.fstat64(fd, st) : ps_libc.fstat(fd, st);
+}
+
 int ps_accept4(int fd, struct sockaddr *sa, socklen_t *len, int flags, int with_flags)
 {
 	bool fail;

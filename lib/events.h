@@ -29,6 +29,11 @@ FILE *ps_fdopen(int fd, const char *mode);
 int ps_close_range(unsigned lo, unsigned hi, int flags);
 void ps_closefrom(int lo);
 int ps_epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev);
+/* The calls that only look at a descriptor: a parked number answers as a
+ * closed one, a warm socket (park.h) as the fresh socket it stands for. */
+int ps_getsockname(int fd, struct sockaddr *sa, socklen_t *len);
+int ps_getpeername(int fd, struct sockaddr *sa, socklen_t *len);
+int ps_fstat(int fd, void *st, int is64);
 int ps_accept4(int fd, struct sockaddr *sa, socklen_t *len, int flags, int with_flags);
 
 /* A descriptor the program opened another way (open family): retried once

@@ -17,6 +17,7 @@
 #include <sys/epoll.h>
 #include <sys/select.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/uio.h>
 #include <time.h>
@@ -75,6 +76,10 @@ struct ps_libc {
 	int (*openat)(int, const char *, int, ...);
 	int (*openat64)(int, const char *, int, ...);
 	pid_t (*fork)(void);
+	int (*getsockname)(int, struct sockaddr *, socklen_t *);
+	int (*getpeername)(int, struct sockaddr *, socklen_t *);
+	int (*fstat)(int, struct stat *);
+	int (*fstat64)(int, struct stat64 *);
 	/* the exec family and what runs a program (shim/exec.c) */
 	int (*execve)(const char *, char *const[], char *const[]);
 	int (*execv)(const char *, char *const[]);

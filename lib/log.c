@@ -25,7 +25,7 @@ void ps_log_set_fd(int fd)
 {
 	struct stat st;
 	log_fd = fd;
-	if (fd != 2 && fstat(fd, &st) == 0) {
+	if (fd != 2 && ps_sys.fstat(fd, &st) == 0) {
 		log_dev = st.st_dev;
 		log_ino = st.st_ino;
 	}
@@ -63,7 +63,7 @@ int ps_log_open_file(const char *path, int fd_floor)
 		fd = high;
 	}
 	struct stat st;
-	if (fstat(fd, &st) < 0) {
+	if (ps_sys.fstat(fd, &st) < 0) {
 		ps_sys.close(fd);
 		return -1;
 	}
@@ -78,7 +78,7 @@ int ps_log_open_file(const char *path, int fd_floor)
 static int sink(void)
 {
 	struct stat st;
-	if (log_fd != 2 && (fstat(log_fd, &st) < 0 || st.st_dev != log_dev || st.st_ino != log_ino))
+	if (log_fd != 2 && (ps_sys.fstat(log_fd, &st) < 0 || st.st_dev != log_dev || st.st_ino != log_ino))
 		log_fd = 2;
 	return log_fd;
 }

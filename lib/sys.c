@@ -81,6 +81,8 @@ static ssize_t raw_recvmsg(int fd, struct msghdr *m, int flags)
 	return syscall(SYS_recvmsg, fd, m, flags);
 }
 
+static int raw_fstat(int fd, struct stat *st) { return (int)syscall(SYS_fstat, fd, st); }
+
 static int raw_lstat(const char *path, struct stat *st)
 {
 	return (int)syscall(SYS_newfstatat, AT_FDCWD, path, st, AT_SYMLINK_NOFOLLOW);
@@ -156,6 +158,7 @@ static const struct ps_sys defaults = {
 	.sendmsg = raw_sendmsg,
 	.recvmsg = raw_recvmsg,
 	.lstat = raw_lstat,
+	.fstat = raw_fstat,
 	.mkdir = raw_mkdir,
 	.unlink = raw_unlink,
 	.flock = raw_flock,

@@ -34,6 +34,7 @@ struct ps_sys {
 	ssize_t (*sendmsg)(int fd, const struct msghdr *m, int flags);
 	ssize_t (*recvmsg)(int fd, struct msghdr *m, int flags);
 	int (*lstat)(const char *path, struct stat *st); /* never follows a symlink */
+	int (*fstat)(int fd, struct stat *st);
 	int (*mkdir)(const char *path, int mode);
 	int (*unlink)(const char *path);
 	int (*flock)(int fd, int op);

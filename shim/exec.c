@@ -49,77 +49,61 @@ int fexecve(int fd, char *const argv[], char *const envp[])
  * below this many pointers). */
 #define MAX_EXECL_ARGS 65536
 
-/* The arguments of an execl call, arg0 included, up to its NULL;
- * MAX_EXECL_ARGS past the limit. */
-static size_t count_args(va_list ap)
-{
-	size_t n = 1;
-	while (va_arg(ap, char *) && n < MAX_EXECL_ARGS)
-		n++;
-	return n;
-}
+enum execl_kind { EXECL, EXECLP, EXECLE };
 
-static void collect_args(char **argv, size_t n, const char *arg0, va_list ap)
+/* The execl family as its execv counterpart: the arguments after arg0 up
+ * to the NULL, and for execle the environment after it. */
+static int execl_as_execv(enum execl_kind kind, const char *path, const char *arg0, va_list ap)
 {
+	va_list count;
+	va_copy(count, ap);
+	size_t n = 1;
+	while (va_arg(count, char *) && n < MAX_EXECL_ARGS)
+		n++;
+	va_end(count);
+	if (n >= MAX_EXECL_ARGS) {
+		errno = E2BIG;
+		return -1;
+	}
+	char *argv[n + 1];
 	argv[0] = (char *)arg0;
-	for (size_t i = 1; i < n; i++)
-		argv[i] = va_arg(ap, char *);
-	argv[n] = NULL;
+	for (size_t i = 1; i <= n; i++)
+		argv[i] = va_arg(ap, char *); /* argv[n] is the NULL */
+	switch (kind) {
+	case EXECLP:
+		return execvp(path, argv);
+	case EXECLE:
+		return execve(path, argv, va_arg(ap, char *const *));
+	default:
+		return execv(path, argv);
+	}
 }
 
 int execl(const char *path, const char *arg0, ...)
 {
-	va_list ap, again;
+	va_list ap;
 	va_start(ap, arg0);
-	va_copy(again, ap);
-	size_t n = count_args(ap);
+	int r = execl_as_execv(EXECL, path, arg0, ap);
 	va_end(ap);
-	if (n >= MAX_EXECL_ARGS) {
-		va_end(again);
-		errno = E2BIG;
-		return -1;
-	}
-	char *argv[n + 1];
-	collect_args(argv, n, arg0, again);
-	va_end(again);
-	return execv(path, argv);
+	return r;
 }
 
 int execlp(const char *file, const char *arg0, ...)
 {
-	va_list ap, again;
+	va_list ap;
 	va_start(ap, arg0);
-	va_copy(again, ap);
-	size_t n = count_args(ap);
+	int r = execl_as_execv(EXECLP, file, arg0, ap);
 	va_end(ap);
-	if (n >= MAX_EXECL_ARGS) {
-		va_end(again);
-		errno = E2BIG;
-		return -1;
-	}
-	char *argv[n + 1];
-	collect_args(argv, n, arg0, again);
-	va_end(again);
-	return execvp(file, argv);
+	return r;
 }
 
 int execle(const char *path, const char *arg0, ...)
 {
-	va_list ap, again;
+	va_list ap;
 	va_start(ap, arg0);
-	va_copy(again, ap);
-	size_t n = count_args(ap);
-	char *const *envp = va_arg(ap, char *const *); /* after the NULL */
+	int r = execl_as_execv(EXECLE, path, arg0, ap);
 	va_end(ap);
-	if (n >= MAX_EXECL_ARGS) {
-		va_end(again);
-		errno = E2BIG;
-		return -1;
-	}
-	char *argv[n + 1];
-	collect_args(argv, n, arg0, again);
-	va_end(again);
-	return execve(path, argv, envp);
+	return r;
 }
 
 int posix_spawn(pid_t *pid, const char *path, const posix_spawn_file_actions_t *actions,

@@ -8,6 +8,7 @@
 #include "fdtable.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <sys/epoll.h>
@@ -85,6 +86,20 @@ void closefrom(int lo)
 {
 	(void)real();
 	ps_closefrom(lo);
+}
+
+int fstat(int fd, struct stat *st)
+{
+	if (!ps_fd_get(fd))
+		return real()->fstat(fd, st);
+	return ps_fstat(fd, st, 0);
+}
+
+int fstat64(int fd, struct stat64 *st)
+{
+	if (!ps_fd_get(fd))
+		return real()->fstat64(fd, st);
+	return ps_fstat(fd, st, 1);
 }
 
 int epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/epoll.h>
 #include <poll.h>
@@ -101,6 +102,10 @@ static void bind_all(void)
 	BIND(openat, openat);
 	BIND(openat64, openat64);
 	ps_libc.fork = lookup("fork", NULL);
+	BIND(getsockname, getsockname);
+	BIND(getpeername, getpeername);
+	BIND(fstat, fstat);
+	BIND(fstat64, fstat64);
 	BIND(execve, execve);
 	BIND(execv, execv);
 	BIND(execvp, execvp);

@@ -1,4 +1,5 @@
-/* socket(), bind(), setsockopt(), getsockopt(), shutdown(), accept(): what
+/* socket(), bind(), setsockopt(), getsockopt(), shutdown(), accept(),
+ * getsockname(), getpeername(): what
  * the shim needs to know about a socket before and while it is connected. */
 #include "hooks.h"
 #include "real.h"
@@ -45,6 +46,20 @@ int shutdown(int fd, int how)
 	if (!ps_fd_get(fd))
 		return real()->shutdown(fd, how);
 	return ps_shutdown(fd, how);
+}
+
+int getsockname(int fd, struct sockaddr *sa, socklen_t *len)
+{
+	if (!ps_fd_get(fd))
+		return real()->getsockname(fd, sa, len);
+	return ps_getsockname(fd, sa, len);
+}
+
+int getpeername(int fd, struct sockaddr *sa, socklen_t *len)
+{
+	if (!ps_fd_get(fd))
+		return real()->getpeername(fd, sa, len);
+	return ps_getpeername(fd, sa, len);
 }
 
 int accept(int fd, struct sockaddr *sa, socklen_t *len)

@@ -182,6 +182,10 @@ void t_libc_fill(void)
 {
 	struct ps_libc *l = &ps_libc;
 	l->posix_spawn = posix_spawn;
+	l->getsockname = getsockname;
+	l->getpeername = getpeername;
+	l->fstat = fstat;
+	l->fstat64 = fstat64;
 	l->socket = socket;
 	l->connect = connect;
 	l->close = close;

@@ -330,6 +330,12 @@ Test(park, a_second_close_and_every_call_on_a_parked_number_fail_with_ebadf)
 	assert_ebadf(ps_listen(fd, 1), "listen");
 	assert_ebadf(ps_epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev), "epoll_ctl");
 	assert_ebadf(ps_accept4(fd, NULL, NULL, 0, 0), "accept");
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof ss;
+	assert_ebadf(ps_getsockname(fd, (struct sockaddr *)&ss, &sl), "getsockname");
+	assert_ebadf(ps_getpeername(fd, (struct sockaddr *)&ss, &sl), "getpeername");
+	struct stat st;
+	assert_ebadf(ps_fstat(fd, &st, 0), "fstat");
 	cr_assert_null(ps_fdopen(fd, "r"));
 	cr_assert_eq(errno, EBADF);
 	cr_assert_eq(ps_conn_state(ps_fd_get(fd)), PS_PARKED, "nothing of this disturbed it");
@@ -436,6 +442,25 @@ Test(park, another_destination_settles_it_into_the_pool)
 	cr_assert_eq(last_hit, 1, "the first destination's connection comes back from the pool");
 	exchange(again, s, "one\n", "1\n");
 	close(lfd2);
+}
+
+Test(park, a_warm_socket_has_no_peer_and_no_address_yet)
+{
+	int fd;
+	first_cycle(&fd);
+	int warm = w_socket(SOCK_STREAM);
+	cr_assert_eq(warm, fd);
+	struct sockaddr_in got;
+	socklen_t len = sizeof got;
+	cr_assert_eq(ps_getpeername(warm, (struct sockaddr *)&got, &len), -1, "a fresh socket has no peer");
+	cr_assert_eq(errno, ENOTCONN);
+	len = sizeof got;
+	cr_assert_eq(ps_getsockname(warm, (struct sockaddr *)&got, &len), 0);
+	cr_assert_eq(got.sin_port, 0, "a fresh socket has no local port");
+	cr_assert_eq(STAT(SETTLED), 1);
+	struct stat st;
+	cr_assert_eq(ps_fstat(warm, &st, 0), 0);
+	cr_assert(S_ISSOCK(st.st_mode));
 }
 
 Test(park, bind_on_a_warm_socket_settles_it)
