@@ -421,11 +421,32 @@ int ps_checkin(struct ps_conn *c, int fd)
 		ps_life_end(c);
 		return 0;
 	}
-	ps_pool_keep(c, now);
+	ps_pool_keep(c, now, 0);
 	return 0;
 }
 
-void ps_pool_keep(struct ps_conn *c, uint64_t now)
+/* Room for `reserve` connections of c's key kept outside the pool (the
+ * thread's parked one, park.h) and for every parked one in the total: the
+ * caps count them too.  Returns false when c itself has no room. */
+static bool make_room_locked(struct ps_conn *c, unsigned reserve, struct ps_conn **evicted)
+{
+	unsigned parked = (unsigned)__atomic_load_n(&ps_parked_count, __ATOMIC_RELAXED);
+	if (reserve >= ps_g.pool.max_per_key || parked >= ps_g.pool.max_total)
+		return false;
+	struct ps_conn *e;
+	while (ps_pool_key_count(&ps_g.pool, &c->key) + reserve >= ps_g.pool.max_per_key &&
+	       (e = ps_pool_evict_oldest_of(&ps_g.pool, &c->key))) {
+		e->free_next = *evicted;
+		*evicted = e;
+	}
+	while (ps_g.pool.total + parked >= ps_g.pool.max_total && (e = ps_pool_evict_lru(&ps_g.pool))) {
+		e->free_next = *evicted;
+		*evicted = e;
+	}
+	return true;
+}
+
+void ps_pool_keep(struct ps_conn *c, uint64_t now, unsigned reserve)
 {
 	ps_replay_free(c->replay);
 	c->replay = NULL;
@@ -434,13 +455,19 @@ void ps_pool_keep(struct ps_conn *c, uint64_t now)
 		return;
 	}
 	struct ps_conn *expired_list = ps_pool_reap(&ps_g.pool, now, ps_config.idle_timeout_ns);
-	struct ps_conn *evicted = NULL;
+	struct ps_conn *evicted = NULL, *more = NULL;
 	int r = -1;
 	bool was_checkin = ps_conn_state(c) == PS_CHECKIN;
-	if (ps_life_pool(c) || ps_life_pool_taken(c)) {
+	if (make_room_locked(c, reserve, &more) && (ps_life_pool(c) || ps_life_pool_taken(c))) {
 		r = ps_pool_put(&ps_g.pool, c, &evicted);
 		if (r < 0)
 			ps_life_take(c);
+	}
+	while (more) {
+		struct ps_conn *e = more;
+		more = e->free_next;
+		e->free_next = evicted;
+		evicted = e;
 	}
 	ps_take_list_locked(expired_list);
 	ps_take_list_locked(evicted);
@@ -454,6 +481,8 @@ void ps_pool_keep(struct ps_conn *c, uint64_t now)
 	if (r < 0) {
 		if (was_checkin)
 			count_refusal(c, PS_ST_REFUSED_CAPS);
+		else
+			ps_stat_inc(PS_ST_EVICTED); /* moved from elsewhere, and no room */
 		ps_life_end(c);
 		return;
 	}

@@ -29,8 +29,10 @@ int ps_checkin(struct ps_conn *c, int fd);
 int ps_reconnect(struct ps_conn *c, int fd, uint64_t deadline_ns, const void *replay, size_t len);
 
 /* c (CHECKIN, or TAKEN from elsewhere) is on its hidden descriptor: into
- * the pool, with the pool's caps (what they push out is evicted), or ended. */
-void ps_pool_keep(struct ps_conn *c, uint64_t now);
+ * the pool, with the pool's caps (what they push out is evicted), or ended.
+ * The caps count the parked connections too (park.h): all of them in the
+ * total, and `reserve` of c's key (the thread's own) per destination. */
+void ps_pool_keep(struct ps_conn *c, uint64_t now, unsigned reserve);
 
 /* Pieces the fast path (park.h) shares with checkout and checkin. */
 /* A debug-log line about what happened to c and why (POOLSHIM_LOG=debug). */

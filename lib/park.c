@@ -107,8 +107,9 @@ static bool publish_hidden(struct ps_conn *c, int h, uint64_t cookie)
 }
 
 /* A parked connection taken from a slot (TAKEN) goes to the pool on a
- * hidden descriptor, and its number is closed. */
-static void demote(struct ps_conn *c)
+ * hidden descriptor, and its number is closed.  reserve: connections of
+ * its key still parked beside it (the caps count them). */
+static void demote(struct ps_conn *c, unsigned reserve)
 {
 	int n = c->fd;
 	int h = hidden_copy(n);
@@ -123,7 +124,7 @@ static void demote(struct ps_conn *c)
 	ps_fd_cas(n, c, NULL);
 	__atomic_store_n(&c->fd, -1, __ATOMIC_RELAXED);
 	ps_sys.close(n);
-	ps_pool_keep(c, ps_now_ns());
+	ps_pool_keep(c, ps_now_ns(), reserve);
 }
 
 static void thread_gone(void *unused)
@@ -133,7 +134,7 @@ static void thread_gone(void *unused)
 	slot.c = NULL;
 	if (c && ps_conn_seq(c) == slot.seq && ps_life_unpark(c)) {
 		count(-1);
-		demote(c);
+		demote(c, 0);
 	}
 }
 
@@ -181,7 +182,7 @@ bool ps_park(struct ps_conn *c, int fd)
 	ps_log_decision("checkin", c, "pooled, parked on its number");
 	if (prev && ps_conn_seq(prev) == prev_seq && ps_life_unpark(prev)) {
 		count(-1);
-		demote(prev);
+		demote(prev, ps_key_equal(&prev->key, &c->key) ? 1 : 0);
 	}
 	ps_reaper_kick_parked(expiry(c));
 	return true;
@@ -297,7 +298,7 @@ static void stash(const struct ps_conn *c, int fd)
 		ps_life_end(idle);
 		return;
 	}
-	ps_pool_keep(idle, ps_now_ns());
+	ps_pool_keep(idle, ps_now_ns(), 0);
 }
 
 /* c is CHECKOUT (from WARM) at fd: the warm connection leaves the number
@@ -530,7 +531,7 @@ static void flush_one(int fd, struct ps_conn *c, void *arg)
 	if (fd != __atomic_load_n(&c->fd, __ATOMIC_RELAXED) || !ps_life_unpark(c))
 		return;
 	count(-1);
-	demote(c);
+	demote(c, 0);
 }
 
 void ps_park_flush(void)

@@ -122,6 +122,16 @@ void ps_pool_remove(struct ps_pool *p, struct ps_conn *c)
 	unlink_conn(p, c);
 }
 
+struct ps_conn *ps_pool_evict_oldest_of(struct ps_pool *p, const struct ps_key *k)
+{
+	struct ps_bucket *b = find_bucket(p, k);
+	if (!b || !b->idle)
+		return NULL;
+	struct ps_conn *c = b->idle->prev; /* utlist: head->prev is the tail */
+	unlink_conn(p, c);
+	return c;
+}
+
 struct ps_conn *ps_pool_evict_lru(struct ps_pool *p)
 {
 	struct ps_conn *c = p->lru;

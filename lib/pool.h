@@ -53,6 +53,9 @@ struct ps_conn *ps_pool_take(struct ps_pool *p, const struct ps_key *k);
 /* Unlinks c, which must be idle in p. */
 void ps_pool_remove(struct ps_pool *p, struct ps_conn *c);
 
+/* Unlinks and returns k's least recently used idle connection, or NULL. */
+struct ps_conn *ps_pool_evict_oldest_of(struct ps_pool *p, const struct ps_key *k);
+
 /* Unlinks and returns the least recently used idle connection, or NULL. */
 struct ps_conn *ps_pool_evict_lru(struct ps_pool *p);
 

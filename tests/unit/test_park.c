@@ -709,3 +709,21 @@ Test(park, a_thread_that_exits_leaves_its_parked_connection_to_the_pool)
 	cr_assert_eq(last_hit, 1, "another thread reuses it");
 	exchange(fd, thread_server, "m\n", "2\n");
 }
+
+Test(park, the_per_destination_cap_counts_the_threads_parked_connection)
+{
+	ps_g.pool.max_per_key = 1;
+	int a = w_socket(SOCK_STREAM), b = w_socket(SOCK_STREAM);
+	cr_assert_eq(w_connect(a, DST), 0);
+	int sa = t_accept(lfd, 2000);
+	cr_assert_eq(w_connect(b, DST), 0);
+	int sb = t_accept(lfd, 2000);
+	exchange(a, sa, "a\n", "1\n");
+	exchange(b, sb, "b\n", "2\n");
+	cr_assert_eq(w_close(a), 0);
+	cr_assert_eq(w_close(b), 0);
+	cr_assert_eq(ps_parked_count, 1);
+	cr_assert_eq(ps_g.pool.total, 0u, "one idle connection per destination: the parked one");
+	assert_peer_sees_eof(sa);
+	cr_assert_eq(STAT(EVICTED), 1);
+}
