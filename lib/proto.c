@@ -56,17 +56,50 @@ static const char *const redis_words[] = {
 #define UNDECIDED PS_PROTO_COUNT
 #define N(a) (sizeof(a) / sizeof((a)[0]))
 
-static bool word_in(const char *const *list, size_t n, const uint8_t *w, size_t len, bool any_case)
+/* A word list with an index by first byte and length, so that a stream's
+ * first word (asked at every use of every connection: the fast path's cost)
+ * is checked against the few entries that can match, not all of them. */
+struct words {
+	const char *const *list;
+	size_t n;
+	uint32_t lengths[128]; /* bit L set: a word of length L starts with this byte; atomic */
+	int built;             /* atomic: lengths is complete */
+};
+
+#define WORDS(a) { (a), N(a), { 0 }, 0 }
+static struct words http_words = WORDS(http_methods);
+static struct words memcached_index = WORDS(memcached_words);
+static struct words redis_index = WORDS(redis_words);
+
+static void build(struct words *ws)
 {
-	for (size_t i = 0; i < n; i++) {
-		if (strlen(list[i]) != len)
+	/* threads that race here write the same bits */
+	for (size_t i = 0; i < ws->n; i++)
+		__atomic_fetch_or(&ws->lengths[(unsigned char)ws->list[i][0] & 127], 1u << strlen(ws->list[i]),
+				  __ATOMIC_RELAXED);
+	__atomic_store_n(&ws->built, 1, __ATOMIC_RELEASE);
+}
+
+static bool word_in(struct words *ws, const uint8_t *w, size_t len, bool any_case)
+{
+	if (!__atomic_load_n(&ws->built, __ATOMIC_ACQUIRE))
+		build(ws);
+	unsigned char first = w[0];
+	if (any_case && first >= 'a' && first <= 'z')
+		first = (unsigned char)(first - 32);
+	if (first >= 128 || len >= 32 ||
+	    !(__atomic_load_n(&ws->lengths[first], __ATOMIC_RELAXED) & (1u << len)))
+		return false;
+	for (size_t i = 0; i < ws->n; i++) {
+		const char *word = ws->list[i];
+		if ((unsigned char)word[0] != first || strlen(word) != len)
 			continue;
 		size_t j = 0;
 		for (; j < len; j++) {
 			unsigned char c = w[j];
 			if (any_case && c >= 'a' && c <= 'z')
 				c = (unsigned char)(c - 32);
-			if (c != (unsigned char)list[i][j])
+			if (c != (unsigned char)word[j])
 				break;
 		}
 		if (j == len)
@@ -125,7 +158,7 @@ static int classify(const uint8_t *b, size_t len)
 	if (w == len)
 		return len >= PS_PROTO_PREFIX ? PS_PROTO_OTHER : UNDECIDED;
 	uint8_t d = b[w];
-	if (d == ' ' && word_in(http_methods, N(http_methods), b, w, false)) {
+	if (d == ' ' && word_in(&http_words, b, w, false)) {
 		if (w == 7 && memcmp(b, "CONNECT", 7) == 0)
 			return PS_PROTO_HTTP;
 		int t = http_target(b + w + 1, len - w - 1);
@@ -133,9 +166,9 @@ static int classify(const uint8_t *b, size_t len)
 			return t == UNDECIDED && len >= PS_PROTO_PREFIX ? PS_PROTO_OTHER : t;
 	}
 	bool line_end = d == ' ' || d == '\r' || d == '\n';
-	if (line_end && word_in(memcached_words, N(memcached_words), b, w, false))
+	if (line_end && word_in(&memcached_index, b, w, false))
 		return PS_PROTO_MEMCACHED;
-	if ((line_end || d == '\t') && word_in(redis_words, N(redis_words), b, w, true))
+	if ((line_end || d == '\t') && word_in(&redis_index, b, w, true))
 		return PS_PROTO_REDIS;
 	return PS_PROTO_OTHER;
 }
