@@ -275,10 +275,18 @@ Test(shared, a_silent_keeper_costs_at_most_the_bound)
 	struct ps_key k;
 	ps_key_init(&k, SOCK_STREAM, 0, (struct sockaddr *)&dst, sizeof dst);
 	struct ps_shared_meta m;
-	uint64_t t0 = ps_now_ns();
-	cr_assert_eq(ps_shared_take(&k, &m), -1);
-	uint64_t took = ps_now_ns() - t0;
-	cr_assert_geq(took, PS_SHARED_BOUND_NS - 1000000);
+	/* the fastest of three: a loaded machine (the sanitized suites run
+	 * side by side) can wake any one of them late, where a wait that is
+	 * not bounded is late every time */
+	uint64_t took = UINT64_MAX;
+	for (int i = 0; i < 3; i++) {
+		uint64_t t0 = ps_now_ns();
+		cr_assert_eq(ps_shared_take(&k, &m), -1);
+		uint64_t t = ps_now_ns() - t0;
+		cr_assert_geq(t, PS_SHARED_BOUND_NS - 1000000);
+		if (t < took)
+			took = t;
+	}
 	cr_assert_lt(took, PS_SHARED_BOUND_NS + 3000000, "took %llu ns", (unsigned long long)took);
 	close(ls);
 }
