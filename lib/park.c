@@ -34,7 +34,16 @@ static __thread struct {
 	struct ps_conn *c;
 	uint32_t seq;
 	bool registered;
+	uint8_t mismatches; /* warm connects in a row to another destination */
+	uint16_t cooldown;  /* closes left that take the pool's path instead */
 } slot __attribute__((tls_model("initial-exec")));
+
+/* A thread that alternates destinations would settle its warm socket at
+ * every connect (a hidden copy, a fresh socket, then the pool's own
+ * checkout): after MISMATCHES_BEFORE_COOLDOWN such connects in a row it
+ * leaves parking alone for COOLDOWN_CLOSES closes, and the pool serves it. */
+#define MISMATCHES_BEFORE_COOLDOWN 2
+#define COOLDOWN_CLOSES 64
 
 static pthread_key_t thread_key;
 static pthread_once_t key_once = PTHREAD_ONCE_INIT;
@@ -157,6 +166,10 @@ bool ps_park(struct ps_conn *c, int fd)
 	if (!ps_config.park || fd <= 2 || !slot.registered ||
 	    __atomic_load_n(&ps_parked_count, __ATOMIC_RELAXED) >= (int)ps_config.max_idle)
 		return false;
+	if (slot.cooldown) {
+		slot.cooldown--;
+		return false;
+	}
 	/* the number must still hold the connection: closed behind the
 	 * shim's back and reused (a file), the program's close is for real */
 	if (!ps_probe_same(fd, c->cookie))
@@ -401,6 +414,12 @@ int ps_warm_connect(struct ps_conn *c, int fd, const struct sockaddr *sa, sockle
 		return -1;
 	}
 	bool keep = !same;
+	if (same) {
+		slot.mismatches = 0;
+	} else if (++slot.mismatches >= MISMATCHES_BEFORE_COOLDOWN) {
+		slot.mismatches = 0;
+		slot.cooldown = COOLDOWN_CLOSES;
+	}
 	if (same && !ps_conn_taint(c) && c->generation == ps_g.generation && ps_dest_allowed(&k) &&
 	    !ps_unsafe_has(&k) && !ps_listens_on(&k) && !ps_conn_expired(c, ps_now_ns())) {
 		enum ps_health h = ps_probe_health(fd);

@@ -727,3 +727,25 @@ Test(park, the_per_destination_cap_counts_the_threads_parked_connection)
 	assert_peer_sees_eof(sa);
 	cr_assert_eq(STAT(EVICTED), 1);
 }
+
+Test(park, a_thread_that_alternates_destinations_is_served_by_the_pool)
+{
+	struct sockaddr_in dst2;
+	int lfd2 = t_listen(&dst2);
+	int srv[2] = { -1, -1 };
+	for (int i = 0; i < 20; i++) {
+		int which = i % 2;
+		int fd = w_socket(SOCK_STREAM);
+		cr_assert_eq(w_connect(fd, which ? (struct sockaddr *)&dst2 : (struct sockaddr *)&dst,
+				       sizeof dst), 0);
+		if (!last_hit) {
+			cr_assert_lt(i, 2, "cycle %d made a new connection", i);
+			srv[which] = t_accept(which ? lfd2 : lfd, 2000);
+		}
+		exchange(fd, srv[which], "q\n", "r\n");
+		cr_assert_eq(w_close(fd), 0);
+	}
+	cr_assert_eq(STAT(HITS), 18, "every cycle after the first two is a hit");
+	cr_assert_leq(STAT(SETTLED), 2, "settling stopped after two mismatches");
+	close(lfd2);
+}
