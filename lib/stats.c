@@ -6,7 +6,15 @@
 #include <stdio.h>
 #include <string.h>
 
-uint64_t ps_stats[PS_ST_COUNT];
+struct ps_stat_shard ps_stats[PS_STAT_SHARDS];
+__thread int ps_stat_shard_plus_one __attribute__((tls_model("initial-exec")));
+
+int ps_stat_pick_shard(void)
+{
+	static unsigned next; /* atomic */
+	ps_stat_shard_plus_one = (int)(__atomic_fetch_add(&next, 1, __ATOMIC_RELAXED) % PS_STAT_SHARDS) + 1;
+	return ps_stat_shard_plus_one;
+}
 
 static const char *const names[PS_ST_COUNT] = {
 	[PS_ST_CONNECTS] = "connects",

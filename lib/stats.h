@@ -44,16 +44,34 @@ enum ps_stat {
 	PS_ST_COUNT
 };
 
-extern uint64_t ps_stats[PS_ST_COUNT];
+/* Sharded by thread: a pooled cycle counts four events, and threads on
+ * different CPUs must not pass one cache line back and forth for it.  A
+ * thread takes a shard at its first count; a read sums them. */
+#define PS_STAT_SHARDS 8
+
+struct ps_stat_shard {
+	uint64_t v[PS_ST_COUNT];
+} __attribute__((aligned(64)));
+
+extern struct ps_stat_shard ps_stats[PS_STAT_SHARDS];
+extern __thread int ps_stat_shard_plus_one __attribute__((tls_model("initial-exec")));
+
+int ps_stat_pick_shard(void);
 
 static inline void ps_stat_inc(enum ps_stat s)
 {
-	__atomic_fetch_add(&ps_stats[s], 1, __ATOMIC_RELAXED);
+	int i = ps_stat_shard_plus_one;
+	if (__builtin_expect(!i, 0))
+		i = ps_stat_pick_shard();
+	__atomic_fetch_add(&ps_stats[i - 1].v[s], 1, __ATOMIC_RELAXED);
 }
 
 static inline uint64_t ps_stat_get(enum ps_stat s)
 {
-	return __atomic_load_n(&ps_stats[s], __ATOMIC_RELAXED);
+	uint64_t sum = 0;
+	for (int i = 0; i < PS_STAT_SHARDS; i++)
+		sum += __atomic_load_n(&ps_stats[i].v[s], __ATOMIC_RELAXED);
+	return sum;
 }
 
 const char *ps_stat_name(enum ps_stat s);
