@@ -329,9 +329,8 @@ static void count_refusal(struct ps_conn *c, enum ps_stat why)
  * ours whatever the program's number holds now, so the proofs run on it.
  * Returns 0, or why the connection is refused (c->hidden then set or not;
  * ps_life_end closes it). */
-static enum ps_stat hide(struct ps_conn *c, int fd)
+enum ps_copy ps_hidden_copy(struct ps_conn *c, int fd, uint64_t cookie)
 {
-	ps_epoll_detach(c, fd);
 	int hidden = ps_sys.fcntl(fd, F_DUPFD_CLOEXEC, ps_g.hidden_floor);
 	if (hidden < 0 && errno == EINVAL) {
 		/* the program lowered RLIMIT_NOFILE below the floor (httperf
@@ -340,21 +339,31 @@ static enum ps_stat hide(struct ps_conn *c, int fd)
 		hidden = ps_sys.fcntl(fd, F_DUPFD_CLOEXEC, ps_g.hidden_floor);
 	}
 	if (hidden < 0)
-		return PS_ST_REFUSED_CAPS;
+		return PS_COPY_NONE;
 	struct ps_conn *old;
 	if (ps_fd_swap(hidden, c, &old) < 0) {
 		ps_sys.close(hidden);
-		return PS_ST_REFUSED_CAPS;
+		return PS_COPY_NONE;
 	}
 	ps_release_stale(old, hidden);
-	if (!ps_probe_same(hidden, c->cookie)) {
+	if (!ps_probe_same(hidden, cookie)) {
 		/* the number holds something else: our copy is of that, close it */
 		ps_stat_inc(PS_ST_IDENTITY);
 		ps_fd_cas(hidden, c, NULL);
 		ps_sys.close(hidden);
-		return PS_ST_REFUSED_STATE;
+		return PS_COPY_NOT_OURS;
 	}
 	c->hidden = hidden;
+	return PS_COPY_OK;
+}
+
+static enum ps_stat hide(struct ps_conn *c, int fd)
+{
+	ps_epoll_detach(c, fd);
+	enum ps_copy copy = ps_hidden_copy(c, fd, c->cookie);
+	if (copy != PS_COPY_OK)
+		return copy == PS_COPY_NONE ? PS_ST_REFUSED_CAPS : PS_ST_REFUSED_STATE;
+	int hidden = c->hidden;
 	int off = 0;
 	if (c->nodelay_pushed &&
 	    ps_sys.setsockopt(hidden, IPPROTO_TCP, TCP_NODELAY, &off, sizeof off) < 0)

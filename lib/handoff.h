@@ -34,6 +34,13 @@ int ps_reconnect(struct ps_conn *c, int fd, uint64_t deadline_ns, const void *re
  * total, and `reserve` of c's key (the thread's own) per destination. */
 void ps_pool_keep(struct ps_conn *c, uint64_t now, unsigned reserve);
 
+/* The pool's own copy of fd, placed high and close-on-exec, published in
+ * the fd table as c's hidden descriptor (c->hidden) once it is proved to
+ * be the socket whose SO_COOKIE is cookie.  NONE: no copy can be made or
+ * tracked; NOT_OURS: fd held something else (the copy is closed). */
+enum ps_copy { PS_COPY_OK, PS_COPY_NONE, PS_COPY_NOT_OURS };
+enum ps_copy ps_hidden_copy(struct ps_conn *c, int fd, uint64_t cookie);
+
 /* Pieces the fast path (park.h) shares with checkout and checkin. */
 /* A debug-log line about what happened to c and why (POOLSHIM_LOG=debug). */
 void ps_log_decision(const char *what, const struct ps_conn *c, const char *why);

@@ -85,50 +85,21 @@ static void drop(struct ps_conn *c)
 	ps_life_end(c);
 }
 
-static int hidden_copy(int fd)
-{
-	int h = ps_sys.fcntl(fd, F_DUPFD_CLOEXEC, ps_g.hidden_floor);
-	if (h < 0 && errno == EINVAL) {
-		ps_state_update_floor(); /* the program lowered RLIMIT_NOFILE */
-		h = ps_sys.fcntl(fd, F_DUPFD_CLOEXEC, ps_g.hidden_floor);
-	}
-	return h;
-}
-
-/* Publishes h as the hidden descriptor of a pool record.  False: it
- * cannot be tracked, or fd did not hold cookie's socket (h is closed). */
-static bool publish_hidden(struct ps_conn *c, int h, uint64_t cookie)
-{
-	struct ps_conn *old;
-	if (ps_fd_swap(h, c, &old) < 0) {
-		ps_sys.close(h);
-		return false;
-	}
-	ps_release_stale(old, h);
-	if (!ps_probe_same(h, cookie)) {
-		ps_stat_inc(PS_ST_IDENTITY);
-		ps_fd_cas(h, c, NULL);
-		ps_sys.close(h);
-		return false;
-	}
-	c->hidden = h;
-	return true;
-}
-
 /* A parked connection taken from a slot (TAKEN) goes to the pool on a
  * hidden descriptor, and its number is closed.  reserve: connections of
  * its key still parked beside it (the caps count them). */
 static void demote(struct ps_conn *c, unsigned reserve)
 {
 	int n = c->fd;
-	int h = hidden_copy(n);
-	if (h < 0) {
+	switch (ps_hidden_copy(c, n, c->cookie)) {
+	case PS_COPY_NONE:
 		close_parked(c);
 		return;
-	}
-	if (!publish_hidden(c, h, c->cookie)) {
+	case PS_COPY_NOT_OURS:
 		drop(c); /* n is not ours: leave it */
 		return;
+	case PS_COPY_OK:
+		break;
 	}
 	ps_fd_cas(n, c, NULL);
 	__atomic_store_n(&c->fd, -1, __ATOMIC_RELAXED);
@@ -284,14 +255,9 @@ static int reset_last_users_options(struct ps_conn *c, int fd)
 /* The warm connection as a pool record of its own, on a hidden copy. */
 static void stash(const struct ps_conn *c, int fd)
 {
-	int h = hidden_copy(fd);
-	if (h < 0)
+	struct ps_conn *idle = ps_life_received(-1); /* a TAKEN record, as one from the keeper */
+	if (!idle)
 		return;
-	struct ps_conn *idle = ps_life_received(-1);
-	if (!idle) {
-		ps_sys.close(h);
-		return;
-	}
 	idle->domain = c->domain;
 	idle->type = c->type;
 	idle->protocol = c->protocol;
@@ -307,7 +273,7 @@ static void stash(const struct ps_conn *c, int fd)
 	idle->sent = c->sent;
 	idle->n_opts = c->n_opts;
 	memcpy(idle->opts, c->opts, sizeof c->opts[0] * (size_t)c->n_opts);
-	if (!publish_hidden(idle, h, c->cookie)) {
+	if (ps_hidden_copy(idle, fd, c->cookie) != PS_COPY_OK) {
 		ps_life_end(idle);
 		return;
 	}
