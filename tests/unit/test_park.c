@@ -619,17 +619,26 @@ Test(park, a_forked_child_closes_its_copy)
 	cr_assert_eq(ps_conn_taint(ps_fd_get(fd)), 0u);
 }
 
+/* One thread uses two connections to the test server at once, then closes
+ * both, a first: their numbers in *a and *b, the server's sides in *sa, *sb. */
+static void two_at_once(int *a, int *b, int *sa, int *sb)
+{
+	*a = w_socket(SOCK_STREAM);
+	*b = w_socket(SOCK_STREAM);
+	cr_assert_eq(w_connect(*a, DST), 0);
+	*sa = t_accept(lfd, 2000);
+	cr_assert_eq(w_connect(*b, DST), 0);
+	*sb = t_accept(lfd, 2000);
+	exchange(*a, *sa, "a\n", "1\n");
+	exchange(*b, *sb, "b\n", "2\n");
+	cr_assert_eq(w_close(*a), 0);
+	cr_assert_eq(w_close(*b), 0);
+}
+
 Test(park, a_second_parked_connection_of_a_thread_moves_the_first_to_the_pool)
 {
-	int a = w_socket(SOCK_STREAM), b = w_socket(SOCK_STREAM);
-	cr_assert_eq(w_connect(a, DST), 0);
-	int sa = t_accept(lfd, 2000);
-	cr_assert_eq(w_connect(b, DST), 0);
-	int sb = t_accept(lfd, 2000);
-	exchange(a, sa, "a\n", "1\n");
-	exchange(b, sb, "b\n", "2\n");
-	cr_assert_eq(w_close(a), 0);
-	cr_assert_eq(w_close(b), 0);
+	int a, b, sa, sb;
+	two_at_once(&a, &b, &sa, &sb);
 	cr_assert_eq(ps_parked_count, 1);
 	cr_assert_eq(ps_g.pool.total, 1u);
 	cr_assert_eq(fcntl(a, F_GETFD), -1, "the first one's number is free again");
@@ -713,15 +722,8 @@ Test(park, a_thread_that_exits_leaves_its_parked_connection_to_the_pool)
 Test(park, the_per_destination_cap_counts_the_threads_parked_connection)
 {
 	ps_g.pool.max_per_key = 1;
-	int a = w_socket(SOCK_STREAM), b = w_socket(SOCK_STREAM);
-	cr_assert_eq(w_connect(a, DST), 0);
-	int sa = t_accept(lfd, 2000);
-	cr_assert_eq(w_connect(b, DST), 0);
-	int sb = t_accept(lfd, 2000);
-	exchange(a, sa, "a\n", "1\n");
-	exchange(b, sb, "b\n", "2\n");
-	cr_assert_eq(w_close(a), 0);
-	cr_assert_eq(w_close(b), 0);
+	int a, b, sa, sb;
+	two_at_once(&a, &b, &sa, &sb);
 	cr_assert_eq(ps_parked_count, 1);
 	cr_assert_eq(ps_g.pool.total, 0u, "one idle connection per destination: the parked one");
 	assert_peer_sees_eof(sa);
