@@ -50,6 +50,8 @@
  * never hangs. SIGPIPE is ignored: a write to a dead connection is an error
  * to count, not a crash.
  */
+#include "monotonic.h"
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
@@ -128,20 +130,6 @@ static long parse_long(const char *s, long lo, long hi)
     if (errno || end == s || *end || v < lo || v > hi)
         usage();
     return v;
-}
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int64_t now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
 static void sleep_ms(int ms)
