@@ -237,19 +237,24 @@ int ps_park_reissue(int domain, int type, int protocol)
  * are on the socket already (the program set them on it). */
 static int reset_last_users_options(struct ps_conn *c, int fd)
 {
-	int kept = 0;
 	for (int i = 0; i < c->n_opts; i++) {
-		struct ps_opt *o = &c->opts[i];
-		if (!o->this_use) {
-			if ((o->len != o->default_len || memcmp(o->value, o->default_value, o->len)) &&
-			    ps_sys.setsockopt(fd, o->level, o->name, o->default_value, o->default_len) < 0)
-				return -1;
-			continue;
-		}
-		c->opts[kept++] = *o;
+		const struct ps_opt *o = &c->opts[i];
+		if (!o->this_use && (o->len != o->default_len || memcmp(o->value, o->default_value, o->len)) &&
+		    ps_sys.setsockopt(fd, o->level, o->name, o->default_value, o->default_len) < 0)
+			return -1;
 	}
-	c->n_opts = kept;
 	return 0;
+}
+
+/* Only this user's options stay recorded: the last user's are at their
+ * defaults now (reset, or a fresh socket never had them). */
+static void forget_last_users_options(struct ps_conn *c)
+{
+	int kept = 0;
+	for (int i = 0; i < c->n_opts; i++)
+		if (c->opts[i].this_use)
+			c->opts[kept++] = c->opts[i];
+	c->n_opts = kept;
 }
 
 /* The warm connection as a pool record of its own, on a hidden copy. */
@@ -325,11 +330,7 @@ static int settle(struct ps_conn *c, int fd, bool keep)
 			ps_sys.fcntl(fd, F_SETFD, 0);
 	}
 	ps_epoll_attach(c, fd);
-	int kept = 0;
-	for (int i = 0; i < c->n_opts; i++)
-		if (c->opts[i].this_use)
-			c->opts[kept++] = c->opts[i];
-	c->n_opts = kept;
+	forget_last_users_options(c);
 	memset(&c->key, 0, sizeof c->key);
 	c->cookie = 0;
 	c->dest_len = 0;
@@ -390,6 +391,7 @@ int ps_warm_connect(struct ps_conn *c, int fd, const struct sockaddr *sa, sockle
 	    !ps_unsafe_has(&k) && !ps_listens_on(&k) && !ps_conn_expired(c, ps_now_ns())) {
 		enum ps_health h = ps_probe_health(fd);
 		if (h == PS_HEALTHY && reset_last_users_options(c, fd) == 0) {
+			forget_last_users_options(c);
 			memcpy(&c->dest, sa, len);
 			c->dest_len = len;
 			c->reuse_count++;
